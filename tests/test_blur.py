@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unetblur.blur import BlurSettings, blur_faces, face_mask
+from unetblur.errors import UnetblurError
+from unetblur.faces import Face
+from unetblur.io import read_image, read_mask, write_image
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden_input() -> tuple[np.ndarray, list[Face]]:
+    """A deterministic 96×128 gradient-and-checker image with three faces (one cut by the border)."""
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.stack([(xx * 2) % 256, (yy * 2) % 256, ((xx // 8 + yy // 8) % 2) * 200 + 20], axis=2).astype(np.uint8)
+    faces = [Face(10, 12, 40, 50), Face(70.5, 30.25, 120, 90), Face(-8, 70, 14, 100)]
+    return img, faces
+
+
+def test_default_blur_matches_the_golden_file():
+    img, faces = golden_input()
+    out, mask = blur_faces(img, faces)
+    expected = read_image(GOLDEN / "blur_default.png")
+    expected_mask = read_mask(GOLDEN / "blur_default_mask.png")
+    np.testing.assert_array_equal(mask, expected_mask)
+    # OpenCV's SIMD paths may round differently across builds: allow one grey level.
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_pixels_outside_the_mask_are_unchanged():
+    img, faces = golden_input()
+    for style in ("gaussian", "pixelate", "solid"):
+        for shape in ("ellipse", "box"):
+            out, mask = blur_faces(img, faces, BlurSettings(style=style, shape=shape))
+            np.testing.assert_array_equal(out[mask == 0], img[mask == 0])
+            assert (out[mask > 0] != img[mask > 0]).any()
+
+
+def test_mask_is_binary_and_covers_the_scaled_ellipse():
+    img, faces = golden_input()
+    _, mask = blur_faces(img, faces[:1])
+    assert set(np.unique(mask)) == {0, 255}
+    # ellipse with semi-axes 1.2 × (15, 19) around (25, 31): area ≈ π·18·22.8
+    assert abs((mask > 0).sum() - np.pi * 18 * 22.8) < 0.05 * np.pi * 18 * 22.8
+
+
+def test_box_shape_fills_the_scaled_box():
+    m = face_mask((100, 100), Face(40, 40, 60, 60), BlurSettings(shape="box", mask_scale=1.0))
+    assert (m > 0).sum() == 400
+
+
+def test_kernel_scales_with_face_size_unless_fixed():
+    s = BlurSettings()
+    assert s.gaussian_kernel(20) < s.gaussian_kernel(200)
+    fixed = BlurSettings(kernel=41)
+    assert fixed.gaussian_kernel(20) == fixed.gaussian_kernel(200) == 41
+
+
+def test_bigger_faces_are_blurred_more_with_scaled_kernel():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    small, _ = blur_faces(img, [Face(100, 100, 120, 120)])
+    big, _ = blur_faces(img, [Face(28, 28, 228, 228)])
+    # texture left in the centre of the face: the big face's kernel smooths far more
+    assert big[118:138, 118:138].std() < small[105:115, 105:115].std()
+
+
+def test_invalid_faces_are_ignored():
+    img, _ = golden_input()
+    out, mask = blur_faces(img, [Face(float("nan"), 0, 10, 10), Face(5, 5, 5, 20)])
+    assert mask.max() == 0 and np.array_equal(out, img)
+
+
+def test_unknown_style_is_a_clear_error():
+    with pytest.raises(UnetblurError, match="blur style 'swirl' is unknown"):
+        BlurSettings(style="swirl")
+
+
+def test_large_faces_are_blurred_fast_and_smoothly():
+    img = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    out, mask = blur_faces(img, [Face(600, 200, 1200, 900)])
+    inner = out[450:650, 800:1000].astype(float)
+    assert inner.std() < 10  # noise averaged away
+
+
+if __name__ == "__main__":  # regenerate the golden files after a deliberate change of definition
+    img, faces = golden_input()
+    out, mask = blur_faces(img, faces)
+    write_image(GOLDEN / "blur_default.png", out)
+    write_image(GOLDEN / "blur_default_mask.png", mask)

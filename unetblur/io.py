@@ -1,0 +1,149 @@
+"""Image reading and writing at the edges of the library: HWC uint8 RGB arrays.
+
+Every reader goes through :func:`read_image`, which applies EXIF orientation, converts any mode
+(grayscale, RGBA, palette, 16-bit, CMYK) to 8-bit RGB and refuses decompression bombs, so the
+rest of the code sees one kind of array.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import BadInputError
+from .fsutil import atomic_path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+#: Largest image we decode, in pixels (≈ a 16k × 12k photo). Larger declared sizes are refused
+#: before decoding, which also stops decompression bombs. Override with UNETBLUR_MAX_PIXELS.
+MAX_PIXELS = int(os.environ.get("UNETBLUR_MAX_PIXELS", 200_000_000))
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under ``root`` sorted by path; hidden files (our temporaries) are skipped."""
+    root = Path(root)
+    pattern = "**/*" if recursive else "*"
+    return sorted(
+        p for p in root.glob(pattern)
+        if p.is_file() and is_image_path(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def iter_images(root: str | os.PathLike, recursive: bool = True) -> Iterator[Path]:
+    """Like :func:`list_images` but streams paths without holding the whole listing (huge folders)."""
+    root = Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
+        for name in sorted(filenames):
+            if not name.startswith(".") and is_image_path(name):
+                yield Path(dirpath) / name
+
+
+def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
+        gray = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        gray = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparency onto black: the same thing a viewer shows on a dark page and
+        # deterministic, so targets and inputs agree.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an HWC uint8 RGB array with EXIF orientation applied.
+
+    Raises :class:`BadInputError` naming the file for anything unreadable: missing, empty,
+    not an image, truncated, or larger than :data:`MAX_PIXELS`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise BadInputError(path, f"image is {w}x{h} = {w * h} pixels, above the limit of {MAX_PIXELS} "
+                                              "(set UNETBLUR_MAX_PIXELS to raise it)")
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                arr = _to_rgb_uint8(img)
+    except BadInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadInputError(path, "declared image size is too large (possible decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise BadInputError(path, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(path, f"corrupt or truncated image ({exc})") from None
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise BadInputError(path, "image has no pixels")
+    return np.ascontiguousarray(arr)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a single-channel mask PNG as HW uint8 (0 or 255 expected)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L")).copy()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise BadInputError(path, f"not a readable mask ({exc})") from None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95, exif: bytes | None = None) -> None:
+    """Write an HWC uint8 RGB (or HW uint8 mask) array atomically; format follows the suffix.
+
+    PNG is lossless. No metadata is written unless ``exif`` is given (privacy by default).
+    """
+    path = Path(path)
+    if image.dtype != np.uint8:
+        raise ValueError(f"write_image expects uint8, got {image.dtype}")
+    img = Image.fromarray(image)
+    suffix = path.suffix.lower()
+    params: dict = {}
+    if suffix in (".jpg", ".jpeg"):
+        params = {"quality": quality, "subsampling": 0 if quality >= 90 else 2}
+    elif suffix == ".webp":
+        params = {"quality": quality}
+    elif suffix == ".png":
+        params = {"compress_level": 1}
+    if exif:
+        params["exif"] = exif
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=Image.registered_extensions().get(suffix, "PNG"), **params)
+
+
+def read_exif(path: str | os.PathLike) -> bytes | None:
+    """Raw EXIF bytes of an image (for ``--keep-metadata``), orientation reset to 1 since pixels are upright."""
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif()
+            if not exif:
+                return None
+            exif[0x0112] = 1
+            return exif.tobytes()
+    except (OSError, UnidentifiedImageError):
+        return None
