@@ -5,6 +5,6 @@ One interface for everything that blurs (DESIGN.md §2.4): a :class:`Blurrer` ta
 RGB image and returns a :class:`BlurResult`. ``compare`` and ``blur`` never branch on the kind.
 """
 
-from .base import Blurrer, BlurResult, DetectorBlurrer
+from .base import Blurrer, BlurResult, DetectorBlurrer, ImageModel, ModelBlurrer, OracleBlurrer, difference_mask
 
-__all__ = ["Blurrer", "BlurResult", "DetectorBlurrer"]
+__all__ = ["Blurrer", "BlurResult", "DetectorBlurrer", "ImageModel", "ModelBlurrer", "OracleBlurrer", "difference_mask"]

@@ -63,3 +63,45 @@ class OracleBlurrer:
     def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
         out, mask = blur_faces(image, list(faces or []), self.settings)
         return BlurResult(out, mask.astype(np.float32) / 255.0, list(faces or []))
+
+
+@runtime_checkable
+class ImageModel(Protocol):
+    """A U-Net behind any backend (torch ``.pt``, ONNX FP32/FP16/INT8), seen as arrays.
+
+    ``predict`` takes an HWC uint8 RGB image of any size (the backend pads to ``stride`` and
+    crops back) and returns ``(rgb, mask)``: the network's HWC uint8 RGB output and its HW
+    float32 mask channel in [0, 1], or None when the network has no mask channel.
+    """
+
+    name: str
+    stride: int
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+#: Pixels whose output differs from the input by more than this (0-255 scale, max over channels)
+#: count as "changed by the network" when a model has no mask channel.
+DIFF_MASK_THRESHOLD = 8
+
+
+def difference_mask(image: np.ndarray, output: np.ndarray, threshold: int = DIFF_MASK_THRESHOLD) -> np.ndarray:
+    """HW float32 {0, 1} mask of pixels the network changed by more than ``threshold``/255."""
+    diff = np.abs(output.astype(np.int16) - image.astype(np.int16)).max(axis=2)
+    return (diff > threshold).astype(np.float32)
+
+
+class ModelBlurrer:
+    """A U-Net used as the thesis uses it: its RGB output *is* the anonymised image ("raw" mode).
+
+    Full-resolution compositing (sharp background, blur from ``blur_faces`` rules) wraps an
+    :class:`ImageModel` differently; see ``unetblur.runtime.composite``.
+    """
+
+    def __init__(self, model: ImageModel, name: str | None = None):
+        self.model = model
+        self.name = name or model.name
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
+        rgb, mask = self.model.predict(image)
+        return BlurResult(rgb, mask if mask is not None else difference_mask(image, rgb))

@@ -1,0 +1,113 @@
+"""Loading for training: a paired Dataset and a LightningDataModule.
+
+Augmentation (torchvision.transforms.v2) is applied identically to image, target and mask:
+flips, and random crops when ``crop_size`` is set. Colour jitter is not used because the
+target must stay the blur of exactly this input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from ..errors import BadInputError, UnetblurError
+from ..io import read_image, read_mask
+from .layout import list_samples, require_dataset
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HWC uint8 RGB → CHW float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def to_image(tensor: torch.Tensor) -> np.ndarray:
+    """CHW float in [0, 1] → HWC uint8 RGB (rounded)."""
+    return (tensor.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+
+
+class PairedDataset(Dataset):
+    """Items are dicts: ``image`` and ``target`` (3×H×W float in [0, 1]), ``mask`` (1×H×W, 0/1),
+    ``stem``. A missing mask reads as all zeros."""
+
+    def __init__(self, root: str | os.PathLike, split: str, transform=None, limit: int | None = None):
+        self.root = Path(root)
+        self.split = split
+        self.samples = list_samples(root, split)[:limit]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.samples[i]
+        image, target = read_image(s.image), read_image(s.target)
+        if image.shape != target.shape:
+            raise BadInputError(s.target, f"target is {target.shape[1]}x{target.shape[0]} but its input is "
+                                          f"{image.shape[1]}x{image.shape[0]}")
+        mask = read_mask(s.mask) if s.mask is not None else np.zeros(image.shape[:2], np.uint8)
+        if mask.shape != image.shape[:2]:
+            raise BadInputError(s.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its input is "
+                                        f"{image.shape[1]}x{image.shape[0]}")
+        item = {"image": tv_tensors.Image(to_tensor(image)), "target": tv_tensors.Image(to_tensor(target)),
+                "mask": tv_tensors.Mask(torch.from_numpy((mask > 127).astype(np.float32))[None])}
+        if self.transform is not None:
+            item = self.transform(item)
+        return {"image": item["image"].as_subclass(torch.Tensor), "target": item["target"].as_subclass(torch.Tensor),
+                "mask": item["mask"].as_subclass(torch.Tensor), "stem": s.stem}
+
+
+def joint_augmentation(crop_size: int | None = None, hflip: bool = True) -> v2.Compose | None:
+    """Geometric augmentation applied identically to image, target and mask."""
+    ops = []
+    if crop_size:
+        ops.append(v2.RandomCrop(crop_size, pad_if_needed=True))
+    if hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    return v2.Compose(ops) if ops else None
+
+
+class BlurDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over a dataset folder in the layout of DESIGN.md §4."""
+
+    def __init__(self, root: str | os.PathLike, batch_size: int = 16, num_workers: int = 0,
+                 augment: bool = True, crop_size: int | None = None, limit: int | None = None, seed: int = 0):
+        super().__init__()
+        self.root = Path(root)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augment = augment
+        self.crop_size = crop_size
+        self.limit = limit
+        self.seed = seed
+
+    def setup(self, stage: str | None = None) -> None:
+        require_dataset(self.root, "train")
+        train_tf = joint_augmentation(self.crop_size) if self.augment else None
+        eval_tf = v2.CenterCrop(self.crop_size) if self.crop_size else None
+        self.train_set = PairedDataset(self.root, "train", train_tf, self.limit)
+        self.val_set = PairedDataset(self.root, "val", eval_tf, self.limit)
+        self.test_set = PairedDataset(self.root, "test", eval_tf, self.limit)
+        if len(self.val_set) == 0:
+            raise UnetblurError(f"{self.root}: the val split is empty; rebuild the dataset with a val share > 0")
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, generator=gen if shuffle else None,
+                          drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, shuffle=False)
