@@ -26,7 +26,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="unetblur", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="unetblur", description="Anonymise faces in images and video; train, compress, export "
+                     "and compare the U-Nets that do it.")
     parser.add_argument("--version", action="version", version=f"unetblur {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

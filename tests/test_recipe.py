@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from unetblur.errors import UnetblurError
+from unetblur.recipe import load_recipe, run_recipe
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_a_finished_stage_is_skipped_on_the_next_run(tmp_path, capsys):
+    recipe = load_recipe(write(tmp_path / "r.yaml", """
+vars: {n: "4"}
+stages:
+  - name: synth
+    done: "{runs}/cfg.yaml"
+    run: [demo, --recipe, "{runs}/missing.yaml"]
+"""))
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "cfg.yaml").write_text("done")
+    assert run_recipe(recipe, tmp_path / "runs") == 0
+    assert "done already" in capsys.readouterr().err
+
+
+def test_a_failing_stage_stops_the_recipe_with_its_exit_code(tmp_path):
+    recipe = load_recipe(write(tmp_path / "r.yaml", """
+stages:
+  - name: broken
+    run: [demo, --recipe, "{runs}/missing.yaml"]
+  - name: never
+    run: [demo, --recipe, "{runs}/missing.yaml"]
+"""))
+    assert run_recipe(recipe, tmp_path / "runs") == 2
+    assert (tmp_path / "runs" / "recipe.log").read_text().count("exit 2") == 1
+
+
+def test_an_unknown_variable_is_a_clear_error(tmp_path):
+    recipe = load_recipe(write(tmp_path / "r.yaml", "stages:\n  - name: a\n    run: [train, '{nope}']\n"))
+    with pytest.raises(UnetblurError, match=r"recipe uses \{nope\}"):
+        run_recipe(recipe, tmp_path / "runs")
+
+
+def test_a_recipe_without_stages_is_refused(tmp_path):
+    with pytest.raises(UnetblurError, match="has no stages"):
+        load_recipe(write(tmp_path / "r.yaml", "vars: {}\n"))
