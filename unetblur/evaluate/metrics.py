@@ -1,0 +1,306 @@
+"""The metric definitions of DESIGN.md §4: one definition each, shared by training, distillation,
+export parity checks and the comparison harness.
+
+Notation: I = input, T = target, O = method output, M = union of ground-truth face masks.
+
+Every function is duck-typed: it takes either
+
+* NumPy arrays, HWC (or HW) images: float in [0, 1] or uint8 in [0, 255] (divided by 255), and
+  returns a Python ``float``; or
+* torch tensors, NCHW (or CHW) float in [0, 1] (uint8 is divided by 255), and returns a 0-dim
+  tensor (differentiable where the maths allows, so a loss can reuse it).
+
+Pixel errors are pooled over every element given: for a batch, ``mse`` is the mean over all
+images, channels and pixels together (not a mean of per-image values).
+
+Masks are 0/1: bool, floats (> 0.5 is face) or integers (non-zero is face, so 0/1 and 0/255 both work),
+and broadcastable to the image. A mask with one dimension fewer than the image is given a
+channel axis where the layout has one: last for NumPy (HW → HW1), third from last for torch
+(NHW → N1HW). A masked metric over an empty region (no face pixels for ``*_face``, no
+background for ``*_bg``) is **NaN**: "not measurable", never 0. Aggregators use ``nanmean``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..faces import SIZE_BUCKETS, size_bucket
+
+__all__ = [
+    "mse", "mae", "psnr", "ssim",
+    "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg",
+    "blur_completeness", "is_covered", "coverage_recall", "false_blur",
+    "COVERED_THRESHOLD", "CHANGED_THRESHOLD", "SIZE_BUCKETS", "size_bucket", "bucket_names", "group_by_bucket",
+    "psnr_from_mse",
+]
+
+#: A face is *covered* when its blur completeness reaches this.
+COVERED_THRESHOLD = 0.8
+#: A pixel is *changed* when some channel differs by more than this (values in [0, 1]).
+CHANGED_THRESHOLD = 8 / 255
+# Float noise guard so a uint8 difference of exactly 8 never counts as "more than 8/255".
+_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- array plumbing
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _as_float(x: Any):
+    """[0, 1] floats: uint8 (and other integer types) are divided by 255."""
+    if _is_torch(x):
+        import torch
+        if x.dtype == torch.bool:
+            return x.float()
+        if not torch.is_floating_point(x):
+            return x.float() / 255.0
+        return x
+    x = np.asarray(x)
+    if x.dtype == bool:
+        return x.astype(np.float64)
+    if np.issubdtype(x.dtype, np.integer):
+        return x.astype(np.float64) / 255.0
+    return x.astype(np.float64, copy=False)
+
+
+def _as_mask(mask: Any, like: Any):
+    """0/1 float mask with a channel axis added where needed so it broadcasts against ``like``."""
+    if _is_torch(like):
+        import torch
+        m = mask if _is_torch(mask) else torch.as_tensor(np.asarray(mask))
+        m = m.to(like.device)
+        m = (m > 0.5) if torch.is_floating_point(m) else (m != 0)
+        m = m.to(like.dtype if torch.is_floating_point(like) else torch.float32)
+        if m.ndim == like.ndim - 1 and like.ndim >= 3:
+            m = m.unsqueeze(-3)
+        return m
+    m = np.asarray(mask.detach().cpu().numpy() if _is_torch(mask) else mask)
+    m = ((m > 0.5) if np.issubdtype(m.dtype, np.floating) else (m != 0)).astype(np.float64)
+    if m.ndim == np.ndim(like) - 1 and np.ndim(like) >= 3:
+        m = m[..., None]
+    return m
+
+
+def _channel_axis(x: Any) -> int | None:
+    """Axis holding colour channels: last for NumPy HWC, third from last for torch (N)CHW."""
+    if x.ndim < 3:
+        return None
+    return -3 if _is_torch(x) else -1
+
+
+def _nan_like(x: Any):
+    if _is_torch(x):
+        import torch
+        return torch.tensor(float("nan"), dtype=x.dtype if x.is_floating_point() else torch.float32,
+                            device=x.device)
+    return float("nan")
+
+
+def _result(value: Any):
+    return value if _is_torch(value) else float(value)
+
+
+def _log10(x: Any):
+    if _is_torch(x):
+        import torch
+        return torch.log10(x)
+    return np.log10(x) if x > 0 else -np.inf
+
+
+def _masked_mean(values: Any, mask: Any):
+    """Mean of ``values`` over the elements where the (broadcast) mask is 1; NaN when empty."""
+    if _is_torch(values):
+        full = mask.expand_as(values) if mask.shape != values.shape else mask
+        count = full.sum()
+        if float(count) == 0:
+            return _nan_like(values)
+        return (values * full).sum() / count
+    full = np.broadcast_to(mask, values.shape)
+    count = full.sum()
+    if count == 0:
+        return float("nan")
+    return float((values * full).sum() / count)
+
+
+def _check_same_shape(a: Any, b: Any, what: str) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{what}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+
+
+def _sq_err(output: Any, target: Any):
+    o, t = _as_float(output), _as_float(target)
+    _check_same_shape(o, t, "metric")
+    return (o - t) ** 2
+
+
+def _abs_err(output: Any, target: Any):
+    o, t = _as_float(output), _as_float(target)
+    _check_same_shape(o, t, "metric")
+    return abs(o - t)
+
+
+# --------------------------------------------------------------------------- whole image
+
+def mse(output: Any, target: Any):
+    """Mean squared error over all elements, values in [0, 1]."""
+    err = _sq_err(output, target)
+    return _result(err.mean())
+
+
+def mae(output: Any, target: Any):
+    """Mean absolute error over all elements, values in [0, 1]."""
+    err = _abs_err(output, target)
+    return _result(err.mean())
+
+
+def psnr_from_mse(value: Any):
+    """PSNR in dB for a peak of 1.0: ``10·log10(1 / mse)``; +inf for a perfect match, NaN stays NaN."""
+    if _is_torch(value):
+        return -10.0 * _log10(value)
+    value = float(value)
+    if math.isnan(value):
+        return float("nan")
+    return math.inf if value == 0 else -10.0 * math.log10(value)
+
+
+def psnr(output: Any, target: Any):
+    """Peak signal-to-noise ratio in dB (peak 1.0) of the whole image; +inf when identical."""
+    return psnr_from_mse(mse(output, target))
+
+
+def ssim(output: Any, target: Any):
+    """Structural similarity of the whole image (Gaussian-free 7×7 window, data range 1).
+
+    NumPy: ``skimage.metrics.structural_similarity`` on an HWC (or HW) image. Torch: the mean
+    SSIM over an NCHW batch with ``torchmetrics`` (11×11 Gaussian window, its default).
+    Images smaller than the window use the largest odd window that fits.
+    """
+    o, t = _as_float(output), _as_float(target)
+    _check_same_shape(o, t, "ssim")
+    if _is_torch(o):
+        from torchmetrics.functional.image import structural_similarity_index_measure
+        if o.ndim == 3:
+            o, t = o.unsqueeze(0), t.unsqueeze(0)
+        side = min(o.shape[-2:])
+        kernel = min(11, side if side % 2 else side - 1)
+        return structural_similarity_index_measure(o.float(), t.float(), data_range=1.0,
+                                                   kernel_size=max(kernel, 1))
+    from skimage.metrics import structural_similarity
+    side = min(o.shape[:2])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        return float("nan")
+    channel_axis = -1 if o.ndim == 3 else None
+    return float(structural_similarity(o, t, data_range=1.0, channel_axis=channel_axis, win_size=win))
+
+
+# --------------------------------------------------------------------------- face / background
+
+def mse_face(output: Any, target: Any, mask: Any):
+    """Mean of (O−T)² over pixels inside the face mask M (all channels); NaN when M is empty."""
+    err = _sq_err(output, target)
+    return _masked_mean(err, _as_mask(mask, err))
+
+
+def mae_face(output: Any, target: Any, mask: Any):
+    """Mean of |O−T| over pixels inside the face mask M (all channels); NaN when M is empty."""
+    err = _abs_err(output, target)
+    return _masked_mean(err, _as_mask(mask, err))
+
+
+def mse_bg(output: Any, target: Any, mask: Any):
+    """Mean of (O−T)² over pixels outside the face mask M; NaN when the image is all face."""
+    err = _sq_err(output, target)
+    return _masked_mean(err, 1 - _as_mask(mask, err))
+
+
+def mae_bg(output: Any, target: Any, mask: Any):
+    """Mean of |O−T| over pixels outside the face mask M; NaN when the image is all face."""
+    err = _abs_err(output, target)
+    return _masked_mean(err, 1 - _as_mask(mask, err))
+
+
+def psnr_bg(output: Any, target: Any, mask: Any):
+    """PSNR (dB, peak 1.0) of the background only: how much of the scene a method damages."""
+    return psnr_from_mse(mse_bg(output, target, mask))
+
+
+# --------------------------------------------------------------------------- privacy
+
+def blur_completeness(output: Any, input: Any, target: Any, face_mask: Any):
+    """‖O−I‖² / ‖T−I‖² inside one face's mask: 0 = face untouched, 1 = changed as much as the target.
+
+    Values above 1 mean the method changed the face more than the target does. NaN when the
+    mask is empty or the target does not change the face at all (nothing to measure).
+    """
+    o, i, t = _as_float(output), _as_float(input), _as_float(target)
+    _check_same_shape(o, i, "blur_completeness")
+    _check_same_shape(t, i, "blur_completeness")
+    m = _as_mask(face_mask, i)
+    changed = (((o - i) ** 2) * m).sum()
+    wanted = (((t - i) ** 2) * m).sum()
+    if float(wanted) == 0:
+        return _nan_like(o)
+    return _result(changed / wanted)
+
+
+def is_covered(completeness: float) -> bool:
+    """A face is covered when its blur completeness is ≥ :data:`COVERED_THRESHOLD` (0.8)."""
+    return bool(float(completeness) >= COVERED_THRESHOLD)
+
+
+def coverage_recall(completeness: Iterable[float]) -> float:
+    """Covered faces / faces, over per-face completeness values; NaN values (faces the target leaves
+    unchanged) are left out. NaN when no face is left."""
+    values = [float(c) for c in completeness]
+    values = [c for c in values if not math.isnan(c)]
+    if not values:
+        return float("nan")
+    return sum(is_covered(c) for c in values) / len(values)
+
+
+def false_blur(output: Any, input: Any, mask: Any):
+    """Share of background pixels (outside M) that the method changed by more than 8/255 in some channel.
+
+    A pixel counts once whatever its channel count. NaN when the image has no background.
+    """
+    o, i = _as_float(output), _as_float(input)
+    _check_same_shape(o, i, "false_blur")
+    diff = abs(o - i)
+    axis = _channel_axis(diff)
+    if axis is not None:
+        diff = diff.amax(dim=axis, keepdim=True) if _is_torch(diff) else diff.max(axis=axis, keepdims=True)
+    changed = diff > CHANGED_THRESHOLD + _EPS
+    changed = changed.float() if _is_torch(changed) else changed.astype(np.float64)
+    background = 1 - _as_mask(mask, o)
+    if _is_torch(background):
+        if background.ndim == changed.ndim and background.shape[-3] != 1:
+            background = background.amax(dim=-3, keepdim=True)
+    elif background.ndim == changed.ndim and axis is not None and background.shape[-1] != 1:
+        background = background.max(axis=-1, keepdims=True)
+    return _masked_mean(changed, background)
+
+
+# --------------------------------------------------------------------------- size buckets
+
+def bucket_names() -> list[str]:
+    """Face-width bucket names of DESIGN.md §4, smallest first."""
+    return [name for name, _, _ in SIZE_BUCKETS]
+
+
+def group_by_bucket(values: Sequence[float], widths: Sequence[float]) -> dict[str, list[float]]:
+    """Group per-face values by the width bucket (original-image pixels) of each face.
+
+    Every bucket name is present (possibly with an empty list) so tables keep their columns.
+    """
+    if len(values) != len(widths):
+        raise ValueError(f"group_by_bucket: {len(values)} values for {len(widths)} widths")
+    groups: dict[str, list[float]] = {name: [] for name in bucket_names()}
+    for value, width in zip(values, widths):
+        groups[size_bucket(float(width))].append(float(value))
+    return groups
