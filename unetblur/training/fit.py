@@ -1,0 +1,346 @@
+"""``fit()``: one training run in a run folder, generic over the LightningModule.
+
+Run folder::
+
+    out/config.yaml        the resolved config + versions (reloadable with --config)
+    out/metrics.csv        per-epoch train/ and val/ metrics and lr (CSVLogger)
+    out/checkpoints/       best.ckpt (lowest val loss) and last.ckpt (every N steps and every epoch)
+    out/model.pt           the best weights as a unetblur model file (spec + state dict + meta)
+    out/curves_*.png       training curves (mse, mae, learning rate)
+    out/train.log          what happened, including the over-fitting warning
+
+The teacher (``BlurModule``) and the student (``DistillModule``) both go through :func:`fit`: it
+only reads the run fields of the config (see :class:`TrainConfig`) and builds the module with the
+factory it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Literal
+
+from ..config import save_config, to_dict
+from ..errors import UnetblurError
+
+log = logging.getLogger("unetblur.train")
+
+CHECKPOINT_DIR = "checkpoints"
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+MODEL_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``unetblur train``: every setting of a teacher run. YAML files hold deltas; flags override.
+
+    Units: ``lr`` per step of Adam; ``lr_gamma`` the factor per epoch (exponential) or per plateau;
+    ``max_minutes`` wall-clock minutes of training, summed over resumes (None = no budget).
+    """
+
+    data: str = ""                       # dataset folder in the DESIGN.md §4 layout
+    model: str = "teacher"               # preset name, smp:<encoder>, or a YAML/JSON file holding a UNetSpec
+    mask_channel: bool = False           # extra output channel trained against *_mask with BCE
+    mask_weight: float = 1.0             # weight of that BCE in the loss
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_decay: Literal["exponential", "plateau", "none"] = "exponential"
+    lr_gamma: float = 0.95
+    lr_patience: int = 3                 # epochs without val improvement before a plateau decay
+    weight_decay: float = 0.0
+    loss: Literal["mse", "face_weighted"] = "mse"
+    face_weight: float = 5.0             # face_weighted: weight of face pixels (background = 1)
+    ssim_weight: float = 0.0             # adds ssim_weight · (1 − SSIM) to the loss
+    early_stop_patience: int = 10        # epochs without val improvement before stopping; 0 = never
+    seed: int = 0
+    out: str = "runs/teacher"
+    resume: bool = False                 # continue from out/checkpoints/last.ckpt
+    accelerator: str = "auto"            # auto | cpu | gpu | cuda | mps
+    devices: str | int = "auto"          # e.g. 1, 2, "auto", "0,1"
+    num_nodes: int = 1
+    strategy: str = "auto"               # auto | ddp | ddp_spawn | ...
+    precision: str = "32-true"           # 32-true | 16-mixed | bf16-mixed
+    num_workers: int = 0
+    crop_size: int | None = None         # random crops for training, centre crops for val
+    augment: bool = True                 # horizontal flips (and crops)
+    limit: int | None = None             # use at most this many images per split
+    max_minutes: float | None = None     # stop cleanly after this much training time
+    checkpoint_every_n_steps: int = 50   # also write last.ckpt every N optimiser steps (resume mid-epoch)
+    progress: bool = True                # progress bar
+
+
+def check_run_config(cfg) -> None:
+    """Refuse settings that cannot work, with the value and what to do (before anything is written)."""
+    if not str(cfg.data):
+        raise UnetblurError("no dataset given; pass --data DIR (a folder made by `unetblur data build`)")
+    checks = [
+        (cfg.epochs >= 1, f"epochs must be ≥ 1, got {cfg.epochs}"),
+        (cfg.batch_size >= 1, f"batch_size must be ≥ 1, got {cfg.batch_size}"),
+        (cfg.num_workers >= 0, f"num_workers must be ≥ 0, got {cfg.num_workers}"),
+        (cfg.num_nodes >= 1, f"num_nodes must be ≥ 1, got {cfg.num_nodes}"),
+        (cfg.early_stop_patience >= 0, f"early_stop_patience must be ≥ 0 (0 = off), got {cfg.early_stop_patience}"),
+        (cfg.checkpoint_every_n_steps >= 0, f"checkpoint_every_n_steps must be ≥ 0, got {cfg.checkpoint_every_n_steps}"),
+        (cfg.crop_size is None or cfg.crop_size >= 1, f"crop_size must be ≥ 1, got {cfg.crop_size}"),
+        (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
+        (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UnetblurError(message)
+    lr_decay, gamma = getattr(cfg, "lr_decay", "none"), getattr(cfg, "lr_gamma", 1.0)
+    if lr_decay == "plateau" and not gamma < 1:
+        raise UnetblurError(f"lr_decay plateau needs lr_gamma < 1 (the factor applied on a plateau), got {gamma}")
+
+
+def resolve_model(name: str, mask_channel: bool):
+    """Build the model a config names: a preset, ``smp:<encoder>``, or a YAML/JSON file with a UNetSpec."""
+    from ..models import build_model
+
+    path = Path(name)
+    if name.endswith((".yaml", ".yml", ".json")):
+        if not path.is_file():
+            raise UnetblurError(f"model spec file {name!r} not found; give a preset (teacher, student_v1, "
+                                "student_v2, tiny), smp:<encoder> or an existing spec file")
+        from ..config import read_yaml  # JSON is YAML too
+        return build_model(read_yaml(path), mask_channel=mask_channel or None)
+    return build_model(name, mask_channel=mask_channel)
+
+
+def build_teacher_module(cfg):
+    """The ``BlurModule`` a :class:`TrainConfig` describes, around a fresh model."""
+    from .module import BlurModule
+
+    model = resolve_model(cfg.model, cfg.mask_channel)
+    return BlurModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay,
+                      lr_gamma=cfg.lr_gamma, lr_patience=cfg.lr_patience, loss=cfg.loss,
+                      face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train a teacher as ``cfg`` says; returns the run folder. What ``unetblur train`` calls."""
+    return fit(cfg, build_teacher_module)
+
+
+def _parse_devices(devices):
+    if isinstance(devices, str) and devices.strip().isdigit():
+        return int(devices)
+    return devices
+
+
+def _open_run_folder(cfg, out: Path) -> Path | None:
+    """Create or check the run folder; return the checkpoint to resume from (None for a fresh run)."""
+    last = out / CHECKPOINT_DIR / LAST
+    if cfg.resume:
+        if not last.is_file():
+            raise UnetblurError(f"{out}: nothing to resume (no {CHECKPOINT_DIR}/{LAST}); "
+                                "drop --resume to start a new run")
+        return last
+    if (out / CHECKPOINT_DIR).is_dir() and any((out / CHECKPOINT_DIR).iterdir()) or (out / MODEL_FILE).exists():
+        raise UnetblurError(f"{out}: already holds a training run; pass --resume to continue it "
+                            "or choose another --out")
+    return None
+
+
+class _AtomicCheckpointIO:
+    """Lightning CheckpointIO that writes through a temporary file, so a kill mid-save never leaves a
+    truncated last.ckpt (the file a resume depends on)."""
+
+    @staticmethod
+    def make():
+        from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+        from ..fsutil import atomic_path
+
+        class AtomicTorchCheckpointIO(TorchCheckpointIO):
+            def save_checkpoint(self, checkpoint, path, storage_options=None):
+                import torch
+                with atomic_path(path) as tmp:
+                    torch.save(checkpoint, tmp)
+
+        return AtomicTorchCheckpointIO()
+
+
+def _appending_csv_logger(out: Path):
+    """Lightning's CSVLogger deletes an existing metrics.csv when it starts; a resumed run must append
+    to it instead (the curves then show the whole run)."""
+    from lightning_fabric.loggers.logger import rank_zero_experiment
+    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+    from pytorch_lightning.loggers import CSVLogger
+
+    class AppendingWriter(ExperimentWriter):
+        def _check_log_dir_exists(self) -> None:
+            import csv
+            if os.path.isfile(self.metrics_file_path):  # keep the rows, and their columns for the header
+                with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
+                    self.metrics_keys = list(next(csv.reader(f), []))
+
+    class AppendingCSVLogger(CSVLogger):
+        @property
+        @rank_zero_experiment
+        def experiment(self):
+            if self._experiment is None:
+                os.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = AppendingWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return AppendingCSVLogger(save_dir=str(out), name="", version="")
+
+
+def _setup_file_log(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("unetblur: %(message)s"))
+        log.addHandler(console)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
+def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: F821
+        export_model: Callable[[object], object] | None = None, extra_meta: dict | None = None,
+        callbacks: list | None = None) -> Path:
+    """Run one training in ``cfg.out`` and return that folder.
+
+    ``cfg``: a :class:`TrainConfig`, or any config dataclass with the same run fields (``data``,
+    ``epochs``, ``batch_size``, ``seed``, ``out``, ``resume``, ``accelerator``, ``devices``,
+    ``num_nodes``, ``strategy``, ``precision``, ``num_workers``, ``crop_size``, ``augment``, ``limit``,
+    ``max_minutes``, ``early_stop_patience``, ``checkpoint_every_n_steps``, ``progress``).
+    ``make_module(cfg)`` builds the LightningModule (called once, also on resume: the weights then
+    come from last.ckpt). ``export_model(module)`` picks the nn.Module saved as ``model.pt``
+    (default ``module.model``). ``extra_meta`` is added to the model file's meta.
+    """
+    import pytorch_lightning as pl
+    import torch
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from ..data.dataset import BlurDataModule
+    from ..data.layout import read_manifest, require_dataset
+    from ..models import save_model
+    from .curves import detect_overfitting, epoch_history, plot_curves
+    from .module import finite_or_none
+
+    check_run_config(cfg)
+    data = Path(cfg.data)
+    require_dataset(data, "train")
+    out = Path(cfg.out)
+    resume_from = _open_run_folder(cfg, out)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    module = make_module(cfg)  # before touching the folder: a bad model name writes nothing
+    datamodule = BlurDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                                augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed)
+
+    rank_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _setup_file_log(out) if rank_zero else None
+    try:
+        if rank_zero:
+            save_config(cfg, out / "config.yaml")
+            log.info("%s %s in %s (data %s)", "resuming" if resume_from else "training",
+                     type(module).__name__, out, data)
+
+        ckpt_dir = out / CHECKPOINT_DIR
+        best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
+                                  save_top_k=1, save_last=True, auto_insert_metric_name=False,
+                                  enable_version_counter=False)
+        cbs = [best_cb]
+        if cfg.checkpoint_every_n_steps:
+            cbs.append(ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every_n_steps,
+                                       save_top_k=0, save_last=True, enable_version_counter=False))
+        if cfg.early_stop_patience:
+            cbs.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stop_patience))
+        cbs.extend(callbacks or [])
+        loggers = [_appending_csv_logger(out)]
+        try:
+            from pytorch_lightning.loggers import TensorBoardLogger
+            import tensorboard  # noqa: F401  (optional)
+            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
+        except ImportError:
+            pass
+
+        trainer = pl.Trainer(
+            max_epochs=cfg.epochs,
+            max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
+            accelerator=cfg.accelerator, devices=_parse_devices(cfg.devices), num_nodes=cfg.num_nodes,
+            strategy=cfg.strategy, precision=cfg.precision,
+            callbacks=cbs, logger=loggers, default_root_dir=str(out),
+            plugins=[_AtomicCheckpointIO.make()],
+            log_every_n_steps=1, enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress,
+            deterministic=False,
+        )
+        started = time.monotonic()
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
+                        weights_only=True)
+        except (RuntimeError, KeyError) as exc:
+            if resume_from is not None and ("state_dict" in str(exc) or "size mismatch" in str(exc)):
+                raise UnetblurError(f"{resume_from}: cannot resume: the checkpoint does not match this model "
+                                    f"({str(exc).splitlines()[0][:200]}); resume with the run's own config "
+                                    f"(--config {out / 'config.yaml'})") from None
+            raise
+        wall = time.monotonic() - started
+        if not trainer.is_global_zero:
+            return out
+
+        # The best weights become model.pt; its val metrics were stored in best.ckpt when it was saved.
+        best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else None
+        if best_path is not None and best_path.is_file():
+            ckpt = torch.load(best_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(ckpt["state_dict"])
+            best_epoch = int(ckpt.get("epoch", -1)) + 1  # 1-based, as people count epochs
+            val_metrics = dict(ckpt.get("unetblur_val_metrics") or {})
+        else:  # stopped (time budget) before the first validation: keep the current weights, measure them
+            log.info("no validation ran before training stopped; validating the current weights once")
+            res = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, precision=cfg.precision).validate(
+                module, datamodule=datamodule, verbose=False)
+            val_metrics = {k: finite_or_none(v) for k, v in (res[0] if res else {}).items()}
+            best_epoch = int(trainer.current_epoch) + 1
+        stopped_by = ("time budget" if cfg.max_minutes and any(
+            type(c).__name__ == "Timer" and c.time_remaining() is not None and c.time_remaining() <= 0
+            for c in trainer.callbacks) else "early stopping" if trainer.should_stop and
+            trainer.current_epoch < cfg.epochs else "epochs")
+
+        history = epoch_history(out / "metrics.csv")
+        meta = {
+            "trained_by": type(module).__name__,
+            "dataset": str(data), "dataset_manifest": _manifest_summary(read_manifest(data)),
+            "train_images": len(datamodule.train_set), "val_images": len(datamodule.val_set),
+            "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
+            "global_step": int(trainer.global_step), "stopped_by": stopped_by,
+            "wall_seconds_this_session": round(wall, 1),
+            "val_metrics": val_metrics, "config": to_dict(cfg), **(extra_meta or {}),
+        }
+        model = export_model(module) if export_model else module.model
+        save_model(model.cpu().eval(), out / MODEL_FILE, meta)
+        log.info("saved %s (best epoch %d, val loss %s, %d images/epoch, stopped by %s)", out / MODEL_FILE,
+                 best_epoch, val_metrics.get("val/loss"), meta["train_images"], stopped_by)
+
+        overfit = detect_overfitting(history)
+        if overfit is not None:
+            log.warning("over-fitting from epoch %d: val loss has not improved since then (%.5g) while train loss "
+                        "kept falling (%.5g → %.5g by epoch %d); model.pt holds the best (epoch %d) weights",
+                        overfit["epoch"] + 1, overfit["best_val"], overfit["train_then"], overfit["train_now"],
+                        overfit["last_epoch"] + 1, best_epoch)
+        for png in plot_curves(out, history=history):
+            log.info("curves: %s", png)
+        return out
+    finally:
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def _manifest_summary(manifest: dict) -> dict:
+    keep = ("source", "targets_from", "image_size", "counts", "blur", "mode", "version")
+    return {k: manifest[k] for k in keep if k in manifest}
