@@ -9,12 +9,16 @@ unexpected prints one line too (set ``UNETBLUR_DEBUG=1`` for the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from . import __version__
-from .errors import EXIT_USAGE, UnetblurError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UnetblurError
 
 #: Verb → module under unetblur.commands, in the order ``--help`` lists them.
 COMMANDS = ("data", "train", "prune", "distill", "export", "bench", "compare", "plot", "blur", "demo", "thesis")
@@ -34,11 +38,57 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"unetblur.commands.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"unetblur.commands.{name}":
-                raise
-            continue  # verb not built yet
+            if exc.name == f"unetblur.commands.{name}":
+                continue  # verb not built yet
+            # A dependency of this verb is missing (a Raspberry Pi without torch): the other verbs
+            # still work and this one says what to install when it is used.
+            _register_unavailable(sub, name, exc.name or str(exc))
+            continue
         module.register(sub)
     return parser
+
+
+def _register_unavailable(sub, name: str, missing: str) -> None:
+    def run(args):
+        raise UnetblurError(f"`unetblur {name}` needs the Python package {missing!r}, which is not installed; "
+                            "install the training extras: pip install 'unetblur[train]'")
+
+    # No option prefix: every flag the user typed is swallowed, so the message below is what they see.
+    p = sub.add_parser(name, help=f"(unavailable: needs {missing})", add_help=False, prefix_chars="\x01")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=run)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so ``with`` blocks run and temporaries are removed.
+
+    A BaseException so that batch loops catching ``Exception`` per file do not swallow it.
+    """
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "; free some disk space and run again",
+            errno.EACCES: "; check the file permissions",
+            errno.EROFS: "; write the output somewhere writable"}.get(exc.errno, "")
+    return f"{where}{what}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,20 +98,39 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        code = args.func(args)
+        with _sigterm_raises():
+            code = args.func(args)
         return int(code or 0)
     except UnetblurError as exc:
         print(f"unetblur: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("unetblur: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("unetblur: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader went away (`unetblur ... | head`): nothing left to say to it.
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        return 141
+    except MemoryError:
+        print("unetblur: error: out of memory; use smaller images or batches "
+              "(UNETBLUR_MAX_PIXELS bounds the image size)", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        # Disk full, permission denied, read-only folder: the environment, not a bug.
+        if os.environ.get("UNETBLUR_DEBUG"):
+            raise
+        print(f"unetblur: error: {_os_error_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a traceback for users
         if os.environ.get("UNETBLUR_DEBUG"):
             raise
         print(f"unetblur: internal error: {type(exc).__name__}: {exc} (set UNETBLUR_DEBUG=1 for details)",
               file=sys.stderr)
-        return 3
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

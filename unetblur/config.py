@@ -76,6 +76,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise UnetblurError(f"{where}: expected true or false, got {value!r}")
         return value
+    if isinstance(tp, type) and issubclass(tp, Path):
+        if not isinstance(value, (str, os.PathLike)) or isinstance(value, bool):
+            raise UnetblurError(f"{where}: expected a path, got {value!r}")
+        return Path(value)
     if tp is str:
         if not isinstance(value, str):
             raise UnetblurError(f"{where}: expected text, got {value!r}")
@@ -104,7 +108,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # missing required fields, or a __post_init__ range check
         raise UnetblurError(f"{where}: {exc}") from None
 
 
@@ -114,6 +118,8 @@ def read_yaml(path: str | os.PathLike) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise UnetblurError(f"{path}: cannot read config ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UnetblurError(f"{path}: not a text file (config files are UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
         raise UnetblurError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):

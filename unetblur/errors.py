@@ -4,6 +4,8 @@ Exit codes (documented in the README):
   0  success
   1  completed, but some inputs were skipped or a check found problems
   2  usage or input error (nothing useful was produced)
+  3  internal error (a bug; UNETBLUR_DEBUG=1 shows the traceback)
+  130 / 143  interrupted by Ctrl-C / terminated by SIGTERM (temporaries removed, nothing half-written)
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class UnetblurError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -21,10 +22,17 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     path = Path(path)
     if not overwrite and path.exists():
         raise UnetblurError(f"{path}: output exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise UnetblurError(f"{path}: is a folder; give a file name for this output")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    _remove_stale_temporaries_once(path.parent)
+    # The pid in the name lets a later run tell a temporary of a killed process (safe to delete)
+    # from one a live process is still writing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp creates the file 0600; outputs get the ordinary permissions the umask allows.
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -32,6 +40,54 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Hidden temporaries made by :func:`atomic_path`: ``.<stem>.<pid>-<random>.part<suffix>``.
+_TEMP_NAME = re.compile(r"^\..*\.(\d+)-[^.]*\.part(\.[^.]*)?$")
+_cleaned_dirs: set[str] = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporaries that :func:`atomic_path` left in ``folder`` when its process was killed
+    (SIGKILL, power loss). Temporaries of live processes are kept. Returns what was removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m and entry.is_file(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _remove_stale_temporaries_once(folder: Path) -> None:
+    # Once per folder per process: a folder of 10,000 outputs is scanned once, not per file.
+    key = os.path.abspath(folder)
+    if key not in _cleaned_dirs:
+        _cleaned_dirs.add(key)
+        remove_stale_temporaries(folder)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

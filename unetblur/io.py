@@ -8,6 +8,8 @@ rest of the code sees one kind of array.
 from __future__ import annotations
 
 import os
+import re
+import struct
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -50,13 +52,18 @@ def iter_images(root: str | os.PathLike, recursive: bool = True) -> Iterator[Pat
 
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = 65535.0 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255.0
-        gray = np.clip(np.round(arr * (255.0 / peak)), 0, 255).astype(np.uint8)
+    if img.mode in ("I;16", "I;16B", "I;16L"):
+        # Integer rescale 0..65535 → 0..255 (rounded) without a float64 copy of a large image.
+        arr = np.asarray(img).astype(np.uint32)
+        gray = ((arr * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "I":
+        arr = np.asarray(img)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(arr.astype(np.float32) * np.float32(255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img, dtype=np.float32)
         gray = np.clip(np.round(arr * 255.0 if arr.max(initial=0) <= 1.0 else arr), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -68,49 +75,76 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an HWC uint8 RGB array with EXIF orientation applied.
+# PIL's own guard (a warning above MAX_IMAGE_PIXELS, an error above twice that) uses the same limit,
+# so UNETBLUR_MAX_PIXELS is the one number that decides, whichever check fires first.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
-    Raises :class:`BadInputError` naming the file for anything unreadable: missing, empty,
-    not an image, truncated, or larger than :data:`MAX_PIXELS`.
-    """
+_BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
+
+
+def _too_large(path: Path, pixels: int | None) -> BadInputError:
+    size = f"{pixels} pixels" if pixels else "its declared size"
+    return BadInputError(path, f"image is too large: {size}, above the limit of {MAX_PIXELS} pixels "
+                               "(possible decompression bomb; set UNETBLUR_MAX_PIXELS to raise the limit)")
+
+
+def _decode(path: str | os.PathLike, what: str) -> Image.Image:
+    """Open, size-check, fully decode and EXIF-orient one image file (the one guarded way in)."""
     path = Path(path)
+    if path.is_dir():
+        raise BadInputError(path, f"is a folder, expected {what} file")
     if not path.is_file():
         raise BadInputError(path, "file not found")
     if path.stat().st_size == 0:
         raise BadInputError(path, "file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise BadInputError(path, f"cannot read file ({exc.strerror})") from None
+    try:
+        with fh, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(fh) as img:
                 w, h = img.size
                 if w * h > MAX_PIXELS:
-                    raise BadInputError(path, f"image is {w}x{h} = {w * h} pixels, above the limit of {MAX_PIXELS} "
-                                              "(set UNETBLUR_MAX_PIXELS to raise it)")
+                    raise _too_large(path, w * h)
+                if w < 1 or h < 1:
+                    raise BadInputError(path, "image has no pixels")
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                arr = _to_rgb_uint8(img)
+                return ImageOps.exif_transpose(img)
     except BadInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadInputError(path, "declared image size is too large (possible decompression bomb)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        m = _BOMB_SIZE.search(str(exc))
+        raise _too_large(path, int(m.group(1)) if m else None) from None
     except UnidentifiedImageError:
-        raise BadInputError(path, "not a readable image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadInputError(path, f"corrupt or truncated image ({exc})") from None
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise BadInputError(path, "image has no pixels")
-    return np.ascontiguousarray(arr)
+        raise BadInputError(path, f"not a readable {what} (unknown or corrupt format)") from None
+    except MemoryError:
+        raise BadInputError(path, "not enough memory to decode this image") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
+        # Pillow's decoders raise a variety of these on crafted or damaged files.
+        raise BadInputError(path, f"corrupt or truncated {what} ({str(exc) or type(exc).__name__})") from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an HWC uint8 RGB array with EXIF orientation applied.
+
+    Raises :class:`BadInputError` naming the file for anything unreadable: missing, empty,
+    not an image, truncated, or larger than :data:`MAX_PIXELS` (refused from the header, before
+    decoding, so a decompression bomb costs no memory). Memory while decoding is about 3 bytes per
+    pixel for the result plus one decoded copy (4 bytes per pixel for 16-bit images).
+    """
+    path = Path(path)
+    return np.ascontiguousarray(_to_rgb_uint8(_decode(path, "image")))
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a single-channel mask PNG as HW uint8 (0 or 255 expected)."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L")).copy()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise BadInputError(path, f"not a readable mask ({exc})") from None
+    """Read a single-channel mask PNG as HW uint8 (0 or 255 expected), with the same guards as
+    :func:`read_image` (empty, corrupt, too large) and EXIF orientation applied."""
+    img = _decode(path, "mask")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _to_rgb_uint8(img)[..., 0].copy()
+    return np.asarray(img.convert("L")).copy()
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95, exif: bytes | None = None) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..errors import BadInputError
+from ..errors import BadInputError, UnetblurError
 from ..fsutil import atomic_path
 
 FORMAT = "unetblur-model"
@@ -65,12 +65,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BadInputError(path, "not a unetblur model file (no 'format: unetblur-model'); "
                                   "models are made by `unetblur train`, `distill` or `prune`")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise BadInputError(path, f"model format {payload['format_version']} is newer than this unetblur "
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BadInputError(path, f"model file has an invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise BadInputError(path, f"model format {version} is newer than this unetblur "
                                   f"understands ({FORMAT_VERSION}); upgrade unetblur")
     for key in ("kind", "spec", "state_dict"):
         if key not in payload:
             raise BadInputError(path, f"model file is missing {key!r}")
+    if not isinstance(payload["spec"], dict) or not isinstance(payload["state_dict"], dict):
+        raise BadInputError(path, "model file is damaged: 'spec' and 'state_dict' must be mappings")
+    if not all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise BadInputError(path, "model file is damaged: 'state_dict' holds values that are not tensors")
     return payload
 
 
@@ -79,7 +86,10 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
     from . import build_from_kind
 
     payload = read_checkpoint(path)
-    model = build_from_kind(payload["kind"], payload["spec"])
+    try:
+        model = build_from_kind(payload["kind"], payload["spec"])
+    except (UnetblurError, TypeError, ValueError, KeyError) as exc:
+        raise BadInputError(path, f"model file holds an invalid architecture ({str(exc).splitlines()[0][:200]})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
