@@ -1,0 +1,91 @@
+"""``unetblur export``: FP32 ONNX with metadata, dynamic sizes, parity against torch, atomic output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unetblur.cli import main
+from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calibrated_model
+from unetblur.errors import UnetblurError
+from unetblur.models import save_model
+from unetblur.runtime.onnx import OnnxModel
+
+
+@pytest.fixture(scope="module")
+def tiny_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_model(random_calibrated_model("tiny"), path, {"training_size": 32})
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    report = export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(out), parity_count=2))
+    return out, report
+
+
+def test_export_writes_an_onnx_file_that_matches_torch(exported):
+    out, report = exported
+    assert (out / "tiny.onnx").is_file()
+    assert report["parity_fp32"]["images"] == 2
+    assert report["parity_fp32"]["max_abs_diff"] < 1e-4
+
+
+def test_export_report_is_written_as_json_beside_the_model(exported):
+    out, report = exported
+    on_disk = json.loads((out / "tiny.export.json").read_text())
+    assert on_disk["files"]["fp32"]["size_kb"] == report["files"]["fp32"]["size_kb"] > 0
+
+
+def test_exported_file_embeds_its_weights_and_leaves_no_temporaries(exported):
+    out, _ = exported
+    assert sorted(p.name for p in out.iterdir()) == ["tiny.export.json", "tiny.onnx"]
+
+
+def test_exported_file_carries_the_deployment_metadata(exported):
+    out, _ = exported
+    meta = OnnxModel(out / "tiny.onnx").metadata
+    assert meta["input_layout"] == "NCHW" and meta["color_order"] == "RGB" and meta["value_range"] == "[0, 1]"
+    assert meta["stride"] == "4" and meta["training_size"] == "32" and meta["precision"] == "fp32"
+    assert meta["mask_channel"] == "false" and meta["unetblur_version"]
+    assert json.loads(meta["spec"])["encoder"] == [[4, 4], [8, 8]]
+
+
+def test_one_exported_file_serves_two_image_sizes(exported):
+    out, _ = exported
+    model = OnnxModel(out / "tiny.onnx")
+    small, _ = model.predict(np.zeros((32, 32, 3), np.uint8))
+    odd, _ = model.predict(np.full((30, 70, 3), 128, np.uint8))
+    assert small.shape == (32, 32, 3) and odd.shape == (30, 70, 3)
+
+
+def test_export_checks_parity_on_the_validation_split_when_given_a_dataset(tiny_model_file, tiny_dataset, tmp_path):
+    report = export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path), data=str(tiny_dataset),
+                                       parity_count=2))
+    assert "val split" in report["parity_images"]
+
+
+def test_export_fails_and_writes_nothing_when_parity_is_beyond_tolerance(tiny_model_file, tmp_path, monkeypatch,
+                                                                         capsys):
+    import unetblur.deploy.parity as parity
+
+    monkeypatch.setattr(parity, "parity_check", lambda *a, **k: {"images": 1, "max_abs_diff": 0.5,
+                                                                 "min_psnr_db": 6.0, "mean_psnr_db": 6.0})
+    code = main(["export", str(tiny_model_file), "-o", str(tmp_path / "out"), "--parity-count", "1"])
+    assert code == 2
+    assert "parity check failed" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_export_refuses_an_onnx_file_as_input(tmp_path):
+    with pytest.raises(UnetblurError, match="already an ONNX file"):
+        export_model(ExportConfig(model=str(tmp_path / "m.onnx"), out_dir=str(tmp_path)))
+
+
+def test_export_command_prints_the_written_file(tiny_model_file, tmp_path, capsys):
+    assert main(["export", str(tiny_model_file), "-o", str(tmp_path), "--parity-count", "1"]) == 0
+    assert "tiny.onnx" in capsys.readouterr().out

@@ -1,0 +1,71 @@
+"""INT8 (static QDQ) and FP16 variants: size, fidelity to FP32, metadata, quality report."""
+
+from __future__ import annotations
+
+import pytest
+
+from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calibrated_model
+from unetblur.deploy.quantize import resolve_reduce_range
+from unetblur.models import save_model
+from unetblur.runtime.onnx import OnnxModel
+
+
+@pytest.fixture(scope="module")
+def student_export(tmp_path_factory):
+    """Student-sized widths (weights dominate the file) exported FP32 + INT8 + FP16 at 32×32."""
+    root = tmp_path_factory.mktemp("student")
+    save_model(random_calibrated_model("student_v1"), root / "student.pt")
+    report = export_model(ExportConfig(model=str(root / "student.pt"), out_dir=str(root / "out"), int8=True,
+                                       fp16=True, calib_count=8, parity_count=4))
+    return root / "out", report
+
+
+def test_int8_file_is_at_least_three_times_smaller_than_fp32(student_export):
+    out, _ = student_export
+    assert (out / "student.onnx").stat().st_size >= 3 * (out / "student.int8.onnx").stat().st_size
+
+
+def test_int8_output_stays_within_30_db_of_fp32_on_synthetic_images(student_export):
+    _, report = student_export
+    assert report["int8"]["vs_fp32"]["mean_psnr_db"] >= 30
+
+
+def test_int8_file_records_its_precision_and_quantisation_settings(student_export):
+    out, _ = student_export
+    model = OnnxModel(out / "student.int8.onnx")
+    assert model.precision == "int8"
+    assert '"calib_method": "minmax"' in model.metadata["quantization"]
+
+
+def test_fp16_file_keeps_float32_input_and_matches_fp32(student_export):
+    out, report = student_export
+    model = OnnxModel(out / "student.fp16.onnx")
+    assert model.precision == "fp16" and model.input_dtype.__name__ == "float32"
+    if report["fp16"]["vs_fp32"] is not None:  # ORT builds without FP16 CPU kernels cannot check it
+        assert report["fp16"]["vs_fp32"]["mean_psnr_db"] >= 40
+
+
+def test_reduce_range_is_forced_by_on_and_off_and_never_used_per_tensor_in_auto():
+    assert resolve_reduce_range("on", per_channel=False) is True
+    assert resolve_reduce_range("off", per_channel=True) is False
+    assert resolve_reduce_range("auto", per_channel=False) is False
+
+
+def test_int8_quality_report_on_the_validation_split(tiny_dataset, tmp_path):
+    save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                       data=str(tiny_dataset), calib_count=4, parity_count=2, int8_min_psnr=0))
+    quality = report["quality"]
+    assert quality["images"] == 4
+    assert set(quality["int8"]) >= {"psnr_vs_fp32_db", "psnr_vs_target_db", "mse_face", "coverage_recall"}
+    assert "train split" in report["int8"]["calibration_source"]
+
+
+def test_an_int8_floor_above_what_is_reached_fails_the_export(tmp_path):
+    from unetblur.errors import UnetblurError
+
+    save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
+    with pytest.raises(UnetblurError, match="INT8 output is too far from FP32"):
+        export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                  calib_count=2, parity_count=2, int8_min_psnr=500))
+    assert list((tmp_path / "out").iterdir()) == []

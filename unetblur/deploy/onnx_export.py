@@ -1,0 +1,336 @@
+"""``unetblur export``: a saved model → self-describing ONNX files (FP32, optional INT8 / FP16),
+checked against torch before anything is written.
+
+One ONNX file serves every size: batch, height and width are dynamic (sides must be multiples of
+the stride stored in the metadata; ``unetblur.runtime.onnx.OnnxModel`` pads and crops). Weights
+are embedded (one file, no ``.onnx.data``). The TorchScript-based exporter is used: it embeds
+weights by default and needs no ``onnxscript`` (which the dynamo exporter would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..errors import UnetblurError
+from ..runtime import onnx as rt
+
+#: Largest side of dataset images used for parity, calibration and the quality report: bounds the
+#: time on a 2-core CPU; bigger photos are shrunk (aspect kept) before use.
+MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of ``unetblur export`` (flags override YAML; see ``unetblur export --help``)."""
+
+    model: str = ""
+    out_dir: str = "export/artifacts"
+    name: str = ""                       # file stem of the outputs; default: the model file's stem
+    opset: int = 17
+    simplify: bool = False               # run onnxslim on the FP32 graph
+    data: str = ""                       # dataset root: train split calibrates, val split checks
+    parity_count: int = 8                # images for the torch vs ONNX Runtime parity check
+    tolerance: float = 1e-3              # max abs difference (values in [0, 1]) allowed torch vs ORT FP32
+    int8: bool = False
+    calib_count: int = 64
+    calib_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = True
+    reduce_range: Literal["auto", "on", "off"] = "auto"
+    quant_format: Literal["qdq", "qoperator"] = "qdq"
+    int8_min_psnr: float = 30.0          # INT8 vs FP32 output PSNR (dB) below this fails the export; 0 disables
+    fp16: bool = False
+    fp16_min_psnr: float = 40.0
+    eval_count: int = 0                  # validation images for the quality report (0: all)
+    seed: int = 0
+
+
+# --------------------------------------------------------------------------- metadata
+
+def set_metadata(model_proto, entries: dict[str, str]) -> None:
+    """Replace/insert ``metadata_props`` entries of an in-memory ``onnx.ModelProto``."""
+    keep = [p for p in model_proto.metadata_props if p.key not in entries]
+    del model_proto.metadata_props[:]
+    for p in keep:
+        model_proto.metadata_props.add(key=p.key, value=p.value)
+    for key, value in entries.items():
+        model_proto.metadata_props.add(key=str(key), value=str(value))
+
+
+def _training_size(meta: dict) -> str:
+    for key in ("training_size", "train_size", "crop_size", "image_size"):
+        value = meta.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def model_metadata(model, meta: dict, precision: str) -> dict[str, str]:
+    """The ``metadata_props`` every exported file carries (strings only)."""
+    from ..models import model_stride
+    from ..models.checkpoint import model_kind_and_spec
+
+    kind, spec = model_kind_and_spec(model)
+    mask = bool(spec.get("mask_channel", False))
+    return {rt.META_LAYOUT: "NCHW", rt.META_COLOR: "RGB", rt.META_RANGE: "[0, 1]",
+            rt.META_STRIDE: str(model_stride(model)), rt.META_TRAIN_SIZE: _training_size(meta),
+            rt.META_SPEC: json.dumps({"kind": kind, **spec}, sort_keys=True), rt.META_MASK: str(mask).lower(),
+            rt.META_VERSION: __version__, rt.META_PRECISION: precision,
+            "outputs": "RGB then mask" if mask else "RGB"}
+
+
+# --------------------------------------------------------------------------- FP32 export
+
+def export_onnx(model, path: str | os.PathLike, metadata: dict[str, str], *, opset: int = 17,
+                simplify: bool = False, sample_side: int | None = None) -> Path:
+    """Export an eval-mode torch model to ``path`` (one file, weights embedded): input ``image``
+    N×3×H×W float32, output ``output`` N×C×H×W, batch/height/width dynamic; checked with
+    ``onnx.checker``; optionally simplified with onnxslim; ``metadata`` stored in ``metadata_props``."""
+    import onnx
+    import torch
+
+    from ..models import model_stride
+
+    stride = model_stride(model)
+    side = sample_side or max(2 * stride, 64)
+    dummy = torch.rand(1, 3, side, side)
+    dyn = {0: "batch", 2: "height", 3: "width"}
+    path = Path(path)
+    model.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (dummy,), str(path), dynamo=False, input_names=["image"], output_names=["output"],
+                          dynamic_axes={"image": dyn, "output": dyn}, opset_version=opset, do_constant_folding=True)
+    proto = onnx.load(str(path))
+    if simplify:
+        import onnxslim
+        proto = onnxslim.slim(proto)
+    set_metadata(proto, metadata)
+    proto.doc_string = "unetblur U-Net: image N×3×H×W RGB [0,1] (H, W multiples of the 'stride' metadata) → output"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+    return path
+
+
+def random_calibrated_model(name_or_spec, side: int = 32, seed: int = 0):
+    """A randomly initialised model whose BatchNorm statistics are set from one batch of random
+    images, so its output varies across the image like a trained net's does (a fresh net outputs
+    ≈ 0.5 everywhere, which makes INT8 look perfect). For latency benchmarks and tests only."""
+    import torch
+
+    from ..models import build_model, model_stride
+
+    torch.manual_seed(seed)
+    model = build_model(name_or_spec)
+    stride = model_stride(model)
+    side = -(-max(side, 2 * stride) // stride) * stride
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one batch sets the statistics exactly
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(8, 3, side, side, generator=torch.Generator().manual_seed(seed)))
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- images
+
+def _shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image
+    s = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def dataset_images(root: str | os.PathLike, split: str, count: int, seed: int = 0) -> list[np.ndarray]:
+    """Up to ``count`` input images of ``split`` (evenly spread over the sorted list), HWC uint8,
+    shrunk to ``MAX_SIDE``. Unreadable files are skipped."""
+    from ..data.layout import list_samples
+    from ..errors import BadInputError
+    from ..io import read_image
+
+    samples = list_samples(root, split)
+    if count and len(samples) > count:
+        idx = np.linspace(0, len(samples) - 1, count).round().astype(int)
+        samples = [samples[i] for i in idx]
+    images = []
+    for s in samples:
+        try:
+            images.append(_shrink(read_image(s.image)))
+        except BadInputError:
+            continue
+    return images
+
+
+def synthetic_images(count: int, seed: int = 0, sizes: Sequence[tuple[int, int]] = ((64, 64), (48, 80))) -> list[np.ndarray]:
+    """Smooth random HWC uint8 images with bright ellipses (face-like blobs), alternating sizes
+    (one of them not a multiple of 16, so padding is exercised)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(count):
+        h, w = sizes[i % len(sizes)]
+        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        img = cv2.GaussianBlur(img, (5, 5), 0)
+        for _ in range(2):
+            center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            axes = (int(rng.integers(4, max(5, w // 4))), int(rng.integers(4, max(5, h // 4))))
+            cv2.ellipse(img, center, axes, 0, 0, 360, tuple(int(c) for c in rng.integers(120, 255, 3)), -1)
+        images.append(img)
+    return images
+
+
+def calibration_batches(images: Sequence[np.ndarray], stride: int) -> list[np.ndarray]:
+    """One 1×3×H×W float32 batch per image, reflect-padded to the stride (what the runtime feeds)."""
+    from .parity import image_batch
+
+    return [rt.reflect_pad(image_batch(im), stride)[0] for im in images]
+
+
+# --------------------------------------------------------------------------- the command
+
+def _size_kb(path: Path) -> float:
+    return round(path.stat().st_size / 1024, 1)
+
+
+def export_model(cfg: ExportConfig) -> dict:
+    """Export ``cfg.model`` to ``cfg.out_dir``: ``NAME.onnx`` (FP32), ``NAME.int8.onnx`` and
+    ``NAME.fp16.onnx`` when asked, and ``NAME.export.json`` (parity, quality, sizes, settings).
+
+    Every file is first written to a hidden temporary folder; they are moved into place only when
+    all checks pass, so a failed export leaves nothing behind. Raises :class:`UnetblurError` when
+    torch and ONNX Runtime disagree beyond ``cfg.tolerance`` or INT8/FP16 fall below their PSNR floor.
+    Returns the report dict.
+    """
+    from ..models import load_model, model_stride
+    from .parity import compare_outputs, parity_check, quality_report
+    from .quantize import convert_fp16, quantize_int8
+
+    if not cfg.model:
+        raise UnetblurError("no model given: unetblur export MODEL.pt")
+    model_path = Path(cfg.model)
+    if model_path.suffix.lower() == ".onnx":
+        raise UnetblurError(f"{model_path}: already an ONNX file; export takes a .pt model saved by train/distill/prune")
+    if cfg.data and not Path(cfg.data).is_dir():
+        raise UnetblurError(f"--calib-data {cfg.data}: no such dataset folder")
+    for key in ("parity_count", "calib_count", "eval_count"):
+        if getattr(cfg, key) < 0:
+            raise UnetblurError(f"{key.replace('_', '-')} must be 0 or more, got {getattr(cfg, key)}")
+    model, meta = load_model(model_path)
+    stride = model_stride(model)
+    name = cfg.name or model_path.stem
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    # Parity images: the validation split when a dataset is given (real images), synthetic otherwise.
+    source = "synthetic"
+    parity_images: list[np.ndarray] = []
+    if cfg.data:
+        parity_images = dataset_images(cfg.data, "val", cfg.parity_count, cfg.seed)
+        source = f"{cfg.data} (val split)" if parity_images else source
+    if not parity_images:
+        parity_images = synthetic_images(max(cfg.parity_count, 2), cfg.seed)
+
+    report: dict = {"model": str(model_path), "name": name, "unetblur_version": __version__,
+                    "config": asdict(cfg), "stride": stride, "parity_images": source, "files": {}}
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        fp32 = tmp / f"{name}.onnx"
+        export_onnx(model, fp32, model_metadata(model, meta, "fp32"), opset=cfg.opset, simplify=cfg.simplify)
+        fp32_model = rt.OnnxModel(fp32, providers=["CPUExecutionProvider"], name="fp32")
+        parity = parity_check(model, fp32_model, parity_images)
+        parity["tolerance"] = cfg.tolerance
+        report["parity_fp32"] = parity
+        if not parity["max_abs_diff"] <= cfg.tolerance:
+            raise UnetblurError(f"parity check failed: torch and ONNX Runtime outputs differ by up to "
+                                f"{parity['max_abs_diff']:.2e} (tolerance {cfg.tolerance:g}) on {parity['images']} "
+                                f"images; nothing was written. Try another --opset or export without --simplify")
+        variants = {"fp32": fp32_model}
+        files = {"fp32": fp32}
+
+        if cfg.int8:
+            calib_source = "synthetic"
+            calib = dataset_images(cfg.data, "train", cfg.calib_count, cfg.seed) if cfg.data else []
+            if calib:
+                calib_source = f"{cfg.data} (train split)"
+            else:
+                calib = synthetic_images(max(cfg.calib_count, 1), cfg.seed + 1)
+            int8 = tmp / f"{name}.int8.onnx"
+            settings = quantize_int8(fp32, int8, calibration_batches(calib, stride), method=cfg.calib_method,
+                                     per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                                     quant_format=cfg.quant_format)
+            settings["calibration_source"] = calib_source
+            _stamp(int8, {**model_metadata(model, meta, "int8"),
+                          "quantization": json.dumps(settings, sort_keys=True)})
+            int8_model = rt.OnnxModel(int8, providers=["CPUExecutionProvider"], name="int8")
+            check = compare_outputs(fp32_model, int8_model, parity_images)
+            report["int8"] = {**settings, "vs_fp32": check, "min_psnr_db": cfg.int8_min_psnr}
+            _check_floor("INT8", check, cfg.int8_min_psnr, "try --calib-method percentile, --per-tensor, "
+                         "or more --calib-count images")
+            variants["int8"], files["int8"] = int8_model, int8
+
+        if cfg.fp16:
+            fp16 = tmp / f"{name}.fp16.onnx"
+            settings = convert_fp16(fp32, fp16)
+            _stamp(fp16, model_metadata(model, meta, "fp16"))
+            entry = dict(settings)
+            try:
+                fp16_model = rt.OnnxModel(fp16, providers=["CPUExecutionProvider"], name="fp16")
+                entry["vs_fp32"] = compare_outputs(fp32_model, fp16_model, parity_images)
+                entry["checked_on"] = "onnxruntime CPUExecutionProvider"
+            except Exception as exc:  # some ORT builds lack FP16 CPU kernels; the file is for GPUs
+                fp16_model = None
+                entry["vs_fp32"] = None
+                entry["checked_on"] = f"not checked here ({str(exc).splitlines()[0][:160]})"
+            report["fp16"] = entry
+            if entry["vs_fp32"] is not None:
+                _check_floor("FP16", entry["vs_fp32"], cfg.fp16_min_psnr, "export FP32 for this model")
+                variants["fp16"] = fp16_model
+            files["fp16"] = fp16
+
+        if cfg.data and (cfg.int8 or cfg.fp16):
+            report["quality"] = quality_report(variants, cfg.data, "val", cfg.eval_count)
+
+        for key, path in files.items():
+            report["files"][key] = {"path": str(out_dir / path.name), "size_kb": _size_kb(path)}
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        report_tmp = tmp / f"{name}.export.json"
+        report_tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        for path in [*files.values(), report_tmp]:
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _stamp(path: Path, entries: dict[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    set_metadata(proto, entries)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def _check_floor(what: str, check: dict, floor: float, hint: str) -> None:
+    if not floor:
+        return
+    psnr = check["mean_psnr_db"]
+    if psnr is not None and psnr < floor:
+        raise UnetblurError(f"{what} output is too far from FP32: PSNR {psnr:.1f} dB < {floor:g} dB on "
+                            f"{check['images']} images; nothing was written. {hint}")

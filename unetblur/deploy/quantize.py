@@ -1,0 +1,116 @@
+"""INT8 (static post-training quantisation, ONNX Runtime QDQ) and FP16 variants of an FP32 ONNX file.
+
+Measured pitfalls this code answers (issue #5, x86 without VNNI, onnxruntime 1.31):
+
+* per-channel INT8 weights on x86 without VNNI lose ~14 dB through int16 accumulation saturation
+  unless weights use 7 bits (``reduce_range``); ``reduce_range="auto"`` turns it on exactly there;
+* ``quant_pre_process`` fails on symbolic height/width, so symbolic shape inference is skipped;
+* ``quantize_dynamic`` is ~5× slower than FP32 for convolutions, so only static quantisation is offered.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+import numpy as np
+
+from ..errors import UnetblurError
+
+CalibMethod = Literal["minmax", "entropy", "percentile"]
+QuantFormat = Literal["qdq", "qoperator"]
+ReduceRange = Literal["auto", "on", "off"]
+
+
+def cpu_has_vnni() -> bool:
+    """True when this x86 CPU has VNNI dot-product instructions (avx512_vnni or avx_vnni).
+    Non-x86 CPUs (ARM: Pi, Jetson) return True: they do not saturate the way AVX2 does."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False  # unknown x86: be safe, reduce the range
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def resolve_reduce_range(setting: ReduceRange, per_channel: bool) -> bool:
+    """``auto``: 7-bit weights exactly where 8-bit per-channel weights saturate (x86 without VNNI)."""
+    if setting == "on":
+        return True
+    if setting == "off":
+        return False
+    return per_channel and not cpu_has_vnni()
+
+
+class _ArrayReader:
+    """``CalibrationDataReader`` over NCHW float32 batches (already padded to the stride)."""
+
+    def __init__(self, input_name: str, batches: Iterable[np.ndarray]):
+        self.input_name = input_name
+        self._it: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self):
+        batch = next(self._it, None)
+        return None if batch is None else {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+
+
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: Iterable[np.ndarray], *,
+                  method: CalibMethod = "minmax", per_channel: bool = True, reduce_range: ReduceRange = "auto",
+                  quant_format: QuantFormat = "qdq") -> dict:
+    """Static INT8 quantisation of ``fp32_path`` into ``out_path`` (weights embedded, one file).
+
+    ``calibration``: NCHW float32 [0, 1] batches whose sides are multiples of the model stride
+    (images from the dataset's train split, never the evaluation split).
+    Weights are signed INT8 (per output channel if ``per_channel``), activations unsigned INT8.
+    Returns the settings used (recorded in the file's metadata and the export report).
+    """
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat as OrtQuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise UnetblurError(f"calibration method must be one of {', '.join(methods)}, got {method!r}")
+    formats = {"qdq": OrtQuantFormat.QDQ, "qoperator": OrtQuantFormat.QOperator}
+    if quant_format not in formats:
+        raise UnetblurError(f"quantisation format must be 'qdq' or 'qoperator', got {quant_format!r}")
+    reduce = resolve_reduce_range(reduce_range, per_channel)
+    model = onnx.load(str(fp32_path))
+    input_name = model.graph.input[0].name
+    batches = list(calibration)
+    if not batches:
+        raise UnetblurError("INT8 calibration needs at least one image; pass --calib-data DIR with a train split")
+    with tempfile.TemporaryDirectory(prefix="unetblur-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # Symbolic shape inference cannot follow symbolic H/W through pooling and concat: skip it
+        # (ONNX shape inference and ORT's graph optimisation still run).
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        if method == "percentile":
+            extra["CalibPercentile"] = 99.999
+        quantize_static(str(pre), str(out_path), _ArrayReader(input_name, batches),
+                        quant_format=formats[quant_format], per_channel=per_channel, reduce_range=reduce,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method], use_external_data_format=False, extra_options=extra)
+    return {"calib_method": method, "calib_images": int(sum(b.shape[0] for b in batches)),
+            "per_channel": per_channel, "reduce_range": reduce, "quant_format": quant_format,
+            "weights": "int8 symmetric", "activations": "uint8 asymmetric"}
+
+
+def convert_fp16(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
+    """FP16 weights and arithmetic with float32 inputs/outputs kept (callers need no change).
+    Uses the float16 converter ONNX Runtime ships (``onnxruntime.transformers.float16``)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(fp32_path))
+    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
+    onnx.save_model(half, str(out_path))
+    return {"io": "float32", "compute": "float16"}

@@ -1,0 +1,183 @@
+"""ONNX Runtime backend of :class:`~unetblur.runtime.base.ImageModel`: what a Raspberry Pi or Jetson runs.
+
+Imports only NumPy and ONNX Runtime (no torch, no ``onnx`` package). The model's facts (stride,
+mask channel, precision) come from the ``metadata_props`` that ``unetblur export`` writes, read
+through ``InferenceSession.get_modelmeta()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import BadInputError, UnetblurError
+
+#: Keys ``unetblur export`` writes into ``metadata_props`` (all values are strings).
+META_LAYOUT = "input_layout"          # "NCHW"
+META_COLOR = "color_order"            # "RGB"
+META_RANGE = "value_range"            # "[0, 1]"
+META_STRIDE = "stride"                # input sides must be multiples of this
+META_TRAIN_SIZE = "training_size"     # side of the training crops, or "" when unknown
+META_SPEC = "spec"                    # the architecture spec as JSON
+META_MASK = "mask_channel"            # "true" / "false"
+META_VERSION = "unetblur_version"
+META_PRECISION = "precision"          # "fp32" / "int8" / "fp16"
+
+#: Stride assumed for an ONNX file without unetblur metadata (every U-Net preset divides it).
+FALLBACK_STRIDE = 32
+
+#: Preference order when the caller does not name execution providers.
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CoreMLExecutionProvider",
+                       "CPUExecutionProvider")
+
+
+def default_providers() -> list[str]:
+    """The available ONNX Runtime execution providers worth using, best first (CPU always last)."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def open_session(path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None,
+                 profile_prefix: str | None = None):
+    """An ``onnxruntime.InferenceSession`` for ``path``; a missing, truncated or invalid file raises
+    :class:`BadInputError` with one line. ``threads`` sets intra-op threads (None: ORT's default,
+    one per core). ``profile_prefix`` turns on ORT's per-operator profiling."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(path, "model file not found")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "model file is empty; re-export it with `unetblur export`")
+    opts = ort.SessionOptions()
+    if threads is not None:
+        if threads < 1:
+            raise UnetblurError(f"threads must be at least 1, got {threads}")
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # warnings about unused initialisers etc. are noise for users
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
+    chosen = list(providers) if providers else default_providers()
+    unknown = [p for p in chosen if p not in ort.get_available_providers()]
+    if unknown:
+        raise UnetblurError(f"execution provider(s) {', '.join(unknown)} not available in this onnxruntime; "
+                            f"available: {', '.join(ort.get_available_providers())}")
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
+    except Exception as exc:  # ORT raises its own pybind exception types (InvalidProtobuf, Fail, ...)
+        raise BadInputError(path, f"not a usable ONNX model ({_first_line(exc)}); the file may be truncated "
+                                  "or corrupt: re-export it with `unetblur export`") from None
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict of strings (torch-free)."""
+    session = open_session(path, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad an NCHW array at the bottom/right to multiples of ``stride`` (reflect, like
+    ``unetblur.models.pad_to_stride``; edge replication when a side is too small to reflect).
+    Returns the padded array and the original ``(H, W)``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "edge"
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+    return x, (h, w)
+
+
+class OnnxModel:
+    """An exported U-Net run by ONNX Runtime, seen as arrays (the ``ImageModel`` protocol).
+
+    ``path``: an ONNX file written by ``unetblur export`` (FP32, FP16 or INT8; IO is float32).
+    ``threads``: ONNX Runtime intra-op threads (None: one per core).
+    ``providers``: execution providers, best first (None: the available ones, CPU last).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None,
+                 name: str | None = None):
+        self.path = Path(path)
+        self.threads = threads
+        self.session = open_session(self.path, threads, providers)
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise BadInputError(self.path, f"expected one image input, found {len(inputs)} inputs; "
+                                           "not a unetblur export")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        self.input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
+        try:
+            self.stride = int(self.metadata.get(META_STRIDE, FALLBACK_STRIDE))
+        except ValueError:
+            raise BadInputError(self.path, f"metadata stride {self.metadata[META_STRIDE]!r} is not an integer") from None
+        if META_MASK in self.metadata:
+            self.mask_channel = self.metadata[META_MASK].lower() == "true"
+        else:  # a foreign file: trust the output's channel count when it is static
+            channels = outputs[0].shape[1] if len(outputs[0].shape) == 4 else None
+            self.mask_channel = channels == 4
+        self.precision = self.metadata.get(META_PRECISION, "fp32")
+        self.providers = self.session.get_providers()
+        self.name = name or self.path.stem
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({str(self.path)!r}, precision={self.precision}, stride={self.stride}, " \
+               f"providers={self.providers})"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Raw network call: NCHW float32 RGB in [0, 1], any H and W (padded to the stride and
+        cropped back here) → NCHW float32 in [0, 1] (RGB, then the mask channel if any)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise UnetblurError(f"expected an N×3×H×W array, got shape {tuple(x.shape)}")
+        padded, (h, w) = reflect_pad(np.ascontiguousarray(x, dtype=np.float32), self.stride)
+        out = self.session.run([self.output_name], {self.input_name: padded.astype(self.input_dtype, copy=False)})[0]
+        return np.asarray(out[..., :h, :w], dtype=np.float32)
+
+    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """HWC uint8 RGB image of any size → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None)."""
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """``predict`` for several images in one network call when they share a size (one call
+        per image otherwise). Returns one ``(rgb, mask)`` pair per image, in order."""
+        images = list(images)
+        for image in images:
+            if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+                    and image.dtype == np.uint8):
+                shape = getattr(image, "shape", None)
+                raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
+                                    f"array of shape {shape}")
+        if not images:
+            return []
+        if len({im.shape for im in images}) > 1:
+            return [pair for im in images for pair in self.predict_batch([im])]
+        x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        out = self.run(x)
+        results = []
+        for y in out:
+            rgb = (np.clip(y[:3], 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+            mask = np.clip(y[3], 0.0, 1.0).astype(np.float32) if self.mask_channel and y.shape[0] > 3 else None
+            results.append((rgb, mask))
+        return results
+
+    def spec(self) -> dict | None:
+        """The architecture spec stored at export, or None."""
+        text = self.metadata.get(META_SPEC)
+        try:
+            return json.loads(text) if text else None
+        except json.JSONDecodeError:
+            return None
