@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -55,13 +54,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(path, "model file not found")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "model file is empty (0 bytes)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise BadInputError(path, f"refused to load: not a plain weights file ({first[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise BadInputError(path, f"not a readable PyTorch file ({str(exc).splitlines()[0][:160]})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises IndexError, KeyError... on garbage
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise BadInputError(path, f"not a readable PyTorch file ({detail})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise BadInputError(path, "not a unetblur model file (no 'format: unetblur-model'); "
                                   "models are made by `unetblur train`, `distill` or `prune`")
