@@ -123,8 +123,10 @@ def parse_methods(methods: Sequence[str]) -> list[tuple[str, str]]:
     for item in methods:
         name, sep, spec = str(item).partition("=")
         if not sep:
+            from ..runtime.factory import is_model_spec
+
             spec = name
-            name = Path(spec).stem if Path(spec).suffix else spec
+            name = Path(spec).stem if is_model_spec(spec) else spec
         name, spec = name.strip(), spec.strip()
         if not name or not spec:
             raise UnetblurError(f"--method {item!r}: expected NAME=SPEC, e.g. teacher=runs/teacher/model.pt")
@@ -334,7 +336,8 @@ def _model_cost(spec: str, blurrer, hw: tuple[int, int] | None) -> dict[str, Any
         if module is None:
             meta = getattr(inner, "metadata", {}) or {}
             if meta.get("spec"):
-                module = build_from_kind("unet", json.loads(meta["spec"]))
+                arch = json.loads(meta["spec"])
+                module = build_from_kind(arch.pop("kind", "unet"), arch)
         if module is not None:
             cost["parameters"] = count_parameters(module)
             if hw is not None:

@@ -1,0 +1,212 @@
+"""The comparison harness on the tiny synthetic dataset: oracle, a detector, a tiny torch model (and its ONNX export)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from unetblur.cli import main
+from unetblur.errors import UnetblurError
+from unetblur.evaluate.compare import CompareConfig, compare, load_summary, parse_methods
+from unetblur.faces import Face, iter_faces_jsonl, write_faces_jsonl
+from unetblur.io import read_image, write_image
+from unetblur.models import build_model, save_model
+
+from conftest import write_tiny_dataset
+
+
+def _add_originals(root):
+    """Give the test split 2× 'originals' (what a built dataset's manifest points to)."""
+    records = []
+    for rec in iter_faces_jsonl(root / "faces.jsonl"):
+        if rec["split"] == "test":
+            img = read_image(root / rec["image"])
+            big = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+            rec["source"] = f"{rec['image'].split('/')[-1]}"
+            write_image(root / "originals" / rec["source"], big)
+            rec["source_faces"] = [f.scaled(2).to_dict() for f in rec["faces"]]
+        records.append(rec)
+    write_faces_jsonl(root / "faces.jsonl", records)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["source_root"] = "originals"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _detector() -> str:
+    """haar when this OpenCV build has it (OpenCV 5 dropped CascadeClassifier), else centerface."""
+    from unetblur.detectors import open_detector
+
+    try:
+        open_detector("haar")
+        return "haar"
+    except (AttributeError, UnetblurError):
+        return "centerface"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    base = tmp_path_factory.mktemp("compare")
+    root = write_tiny_dataset(base / "ds")
+    _add_originals(root)
+    model = build_model("tiny")
+    save_model(model, base / "tiny.pt")
+    methods = ["oracle", f"detector={_detector()}", f"tiny={base / 'tiny.pt'}"]
+    try:
+        from unetblur.deploy.onnx_export import export_onnx, model_metadata
+        export_onnx(model, base / "tiny.onnx", model_metadata(model, {}, "fp32"))
+        methods.append(f"tiny_onnx={base / 'tiny.onnx'}")
+    except ImportError:  # the deploy extra is not part of this checkout
+        pass
+    return base, root, methods
+
+
+@pytest.fixture(scope="module")
+def result(workspace):
+    base, root, methods = workspace
+    out = compare(CompareConfig(data=str(root), methods=tuple(methods), out=str(base / "out"), threads=1,
+                                warmup=1, grid_images=2))
+    return out, load_summary(out)
+
+
+def test_compare_writes_every_output_file(result):
+    out, _ = result
+    for name in ("results.csv", "summary.json", "report.md", "report.html", "errors.png", "coverage.png",
+                 "pareto.png", "grid.png", "errors_original.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+
+
+def test_oracle_scores_zero_error_and_full_coverage(result):
+    _, summary = result
+    metrics = summary["methods"]["oracle"]["metrics"]["dataset"]
+    for name in ("mse", "mae", "mse_face", "mae_face", "mse_bg", "mae_bg", "false_blur"):
+        assert metrics[name]["all"] == 0, name
+    assert metrics["psnr"]["all"] == "inf"
+    assert metrics["coverage_recall"]["all"] == 1.0
+
+
+def test_oracle_is_also_exact_on_the_full_resolution_originals(result):
+    _, summary = result
+    assert summary["images"]["original"] == 4
+    assert summary["methods"]["oracle"]["metrics"]["original"]["mse"]["all"] == 0
+
+
+def test_an_untrained_model_has_nonzero_error_and_its_cost(result):
+    _, summary = result
+    tiny = summary["methods"]["tiny"]
+    assert tiny["metrics"]["dataset"]["mse"]["all"] > 0
+    assert tiny["cost"]["parameters"] == sum(p.numel() for p in build_model("tiny").parameters())
+    assert tiny["cost"]["macs"] > 0 and tiny["cost"]["file_bytes"] > 0 and tiny["cost"]["ms_per_image"] > 0
+
+
+def test_the_onnx_export_scores_like_the_torch_model(result):
+    _, summary = result
+    if "tiny_onnx" not in summary["methods"]:
+        pytest.skip("deploy module not available")
+    torch_mse = summary["methods"]["tiny"]["metrics"]["dataset"]["mse"]["all"]
+    onnx = summary["methods"]["tiny_onnx"]
+    assert onnx["metrics"]["dataset"]["mse"]["all"] == pytest.approx(torch_mse, rel=1e-2)
+    assert onnx["cost"]["parameters"] == summary["methods"]["tiny"]["cost"]["parameters"]
+
+
+def test_results_csv_is_long_format_with_face_size_buckets(result):
+    out, _ = result
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:4] == ["method", "metric", "bucket", "value"]
+    buckets = {r["bucket"] for r in rows if r["metric"] == "coverage_recall"}
+    assert {"all", "<16", "16-32", "32-64", "64-128", ">=128"} <= buckets
+    assert {r["method"] for r in rows} == {"oracle", "detector", "tiny"} | ({"tiny_onnx"} & {r["method"] for r in rows})
+
+
+def test_report_has_every_section_and_states_where_targets_came_from(result):
+    out, _ = result
+    md = (out / "report.md").read_text()
+    for heading in ("## Quality at the dataset's resolution", "## Privacy at the dataset's resolution",
+                    "## By face size", "## Quality on the full-resolution originals", "## Cost", "## Graphs"):
+        assert heading in md, heading
+    assert "Targets came from: ground_truth" in md
+
+
+def test_html_report_is_self_contained(result):
+    out, _ = result
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 4
+    assert "src='errors.png'" not in page and "Targets came from" in page
+
+
+def test_reid_column_is_present_even_without_eligible_faces(result):
+    _, summary = result
+    assert "reid_rate" in summary["methods"]["detector"]["metrics"]["dataset"]
+
+
+def test_methods_parse_names_and_default_to_the_spec():
+    assert parse_methods(["oracle", "t=a/model.pt", "b/student.onnx", "centerface@0.5"]) == [
+        ("oracle", "oracle"), ("t", "a/model.pt"), ("student", "b/student.onnx"), ("centerface@0.5", "centerface@0.5")]
+
+
+def test_a_method_name_used_twice_is_refused():
+    with pytest.raises(UnetblurError, match="used twice"):
+        parse_methods(["a=oracle", "a=centerface"])
+
+
+def test_compare_without_methods_is_refused(tiny_dataset, tmp_path):
+    with pytest.raises(UnetblurError, match="no methods"):
+        compare(CompareConfig(data=str(tiny_dataset), out=str(tmp_path / "o")))
+
+
+def test_a_missing_model_file_is_a_one_line_error(tiny_dataset, tmp_path):
+    with pytest.raises(UnetblurError, match="model file not found"):
+        compare(CompareConfig(data=str(tiny_dataset), methods=(f"m={tmp_path / 'nope.pt'}",),
+                              out=str(tmp_path / "o")))
+
+
+def test_cli_skips_an_unreadable_image_and_exits_1(tmp_path, capsys):
+    root = write_tiny_dataset(tmp_path / "ds")
+    (root / "test" / "test_0001.png").write_bytes(b"not a png")
+    code = main(["compare", "--data", str(root), "--method", "oracle", "--out", str(tmp_path / "o"),
+                 "--no-reid", "--grid-images", "0", "--threads", "1"])
+    assert code == 1
+    assert "test_0001.png" in capsys.readouterr().err
+    assert load_summary(tmp_path / "o")["images"]["dataset"] == 3
+
+
+def test_cli_plot_redraws_a_compare_folder(result, tmp_path):
+    out, _ = result
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "pareto.png").unlink()
+    assert main(["plot", str(copy)]) == 0
+    assert (copy / "pareto.png").is_file()
+
+
+def test_torch_model_runs_on_sides_that_are_not_multiples_of_its_stride(workspace):
+    from unetblur.runtime.factory import open_blurrer
+
+    base, _, _ = workspace
+    blurrer = open_blurrer(str(base / "tiny.pt"), name="t")
+    image = np.random.default_rng(0).integers(0, 255, (37, 45, 3), dtype=np.uint8)
+    result = blurrer(image)
+    assert result.image.shape == image.shape and result.image.dtype == np.uint8
+    assert result.mask.shape == image.shape[:2]
+
+
+def test_oracle_blurrer_from_the_factory_reproduces_blur_faces(rng):
+    from conftest import make_face_image
+    from unetblur.blur import blur_faces
+    from unetblur.runtime.factory import open_blurrer
+
+    image, faces = make_face_image(rng, 48, 2)
+    assert np.array_equal(open_blurrer("oracle")(image, faces).image, blur_faces(image, faces)[0])
+
+
+def test_an_unknown_mode_is_refused(workspace):
+    from unetblur.runtime.factory import open_blurrer
+
+    base, _, _ = workspace
+    with pytest.raises(UnetblurError, match="unknown mode"):
+        open_blurrer(str(base / "tiny.pt"), mode="sideways")
