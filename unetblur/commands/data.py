@@ -1,0 +1,116 @@
+"""``unetblur data build | synth | check``: make and validate paired datasets."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import EXIT_FINDINGS, EXIT_OK
+
+
+def _add_blur_flags(p) -> None:
+    g = p.add_argument_group("blur (the target definition, see unetblur.blur)")
+    g.add_argument("--blur-style", choices=("gaussian", "pixelate", "solid"), help="default gaussian")
+    g.add_argument("--blur-shape", choices=("ellipse", "box"), help="default ellipse")
+    g.add_argument("--mask-scale", type=float, help="mask size relative to the face box (default 1.2)")
+    g.add_argument("--blur-kernel", type=int, metavar="PX",
+                   help="fixed Gaussian kernel in pixels (41 = the thesis's dataset v1); default scales with the face")
+    g.add_argument("--blur-strength", type=float, help="kernel ≈ strength × face size (default 1.0)")
+
+
+_BLUR_KEYS = ("blur_style", "blur_shape", "mask_scale", "blur_kernel", "blur_strength")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="build, synthesise and check paired datasets",
+                       description="Make paired datasets in the layout train/ train_blur/ train_mask/ val/ ... test/ ...")
+    verbs = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+    b = verbs.add_parser("build", help="raw photos + face boxes (annotations or a detector) → paired dataset",
+                         description="Build a paired dataset from raw photos. Pointed at an official layout "
+                                     "(WIDER FACE, FDDB, CelebA, COCO/YOLO/VOC/LabelMe exports) it finds the "
+                                     "annotations itself; --annotations names them; --detector makes boxes.")
+    b.add_argument("source", help="folder of raw photos (or the root of an official dataset layout)")
+    b.add_argument("-o", "--out", required=True, help="output dataset folder (must be empty unless --overwrite)")
+    b.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    src = b.add_mutually_exclusive_group()
+    src.add_argument("--annotations", metavar="FILE", help="annotation file or folder (format detected)")
+    src.add_argument("--detector", metavar="NAME", help="make boxes with a detector: centerface, haar or file:PATH")
+    b.add_argument("--format", choices=("wider", "fddb", "yolo", "voc", "coco", "labelme", "celeba", "plain"),
+                   help="annotation format (default: detected from the file)")
+    b.add_argument("--mode", choices=("letterbox", "crops"), help="framing (default letterbox, the thesis)")
+    b.add_argument("--size", type=int, help="stored image side in pixels (default 128)")
+    b.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="shares (default 0.8 0.1 0.1)")
+    b.add_argument("--seed", type=int, help="split and crop seed (default 0)")
+    b.add_argument("--workers", type=int, help="worker processes (default 1)")
+    b.add_argument("--zero-pad", action="store_true", default=None, help="name images 00000.png ... (the thesis)")
+    b.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty output folder")
+    b.add_argument("--limit", type=int, help="use only N source photos (seeded choice)")
+    b.add_argument("--crops-per-image", type=int, help="crops mode: face-centred crops per photo (default 4)")
+    b.add_argument("--empty-share", type=float, help="crops mode: share of face-free crops (default 0.2)")
+    b.add_argument("--scale-jitter", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="crops mode: window side = size × factor in [LOW, HIGH] (default 0.8 1.25)")
+    b.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    _add_blur_flags(b)
+    b.set_defaults(func=run_build)
+
+    s = verbs.add_parser("synth", help="procedurally drawn faces on photo backgrounds (no downloads)",
+                         description="Draw a synthetic paired dataset: cartoon faces with varied skin, features, "
+                                     "glasses, hats, rotation and scale on crops of scikit-image's bundled photos, "
+                                     "plus face-like distractors that must not be blurred.")
+    s.add_argument("-o", "--out", required=True, help="output dataset folder (must be empty unless --overwrite)")
+    s.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    s.add_argument("--count", type=int, help="number of images over all splits (default 2000)")
+    s.add_argument("--size", type=int, help="image side in pixels (default 128)")
+    s.add_argument("--seed", type=int, help="seed (default 0); same seed, same dataset")
+    s.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help="shares (default 0.8 0.1 0.1)")
+    s.add_argument("--max-faces", type=int, help="most faces per image (default 5)")
+    s.add_argument("--workers", type=int, help="worker processes (default 1)")
+    s.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty output folder")
+    s.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    _add_blur_flags(s)
+    s.set_defaults(func=run_synth)
+
+    c = verbs.add_parser("check", help="validate a dataset folder; exit 1 if anything is wrong",
+                         description="Check pairing across train/ train_blur/ train_mask/ (and val, test), "
+                                     "equal sizes, mask values in {0, 255}, and the manifest's counts.")
+    c.add_argument("dataset", help="dataset folder")
+    c.set_defaults(func=run_check)
+
+
+def run_build(args) -> int:
+    from ..config import load_config
+    from ..data.build import BuildConfig, build_dataset, summary_lines
+
+    keys = ("annotations", "detector", "format", "mode", "size", "split", "seed", "workers", "zero_pad", "overwrite",
+            "limit", "crops_per_image", "empty_share", "scale_jitter", "progress") + _BLUR_KEYS
+    cfg = load_config(BuildConfig, args.config,
+                      {"source": args.source, "out": args.out, **{k: getattr(args, k) for k in keys}})
+    report = build_dataset(cfg)
+    for line in summary_lines(report):
+        print(line, file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def run_synth(args) -> int:
+    from ..config import load_config
+    from ..data.synth import SynthConfig, synthesize_dataset
+
+    keys = ("count", "size", "seed", "split", "max_faces", "workers", "overwrite", "progress") + _BLUR_KEYS
+    cfg = load_config(SynthConfig, args.config, {"out": args.out, **{k: getattr(args, k) for k in keys}})
+    manifest = synthesize_dataset(cfg)
+    c = manifest["counts"]
+    print(f"synthesised {cfg.out}: train {c['train']} / val {c['val']} / test {c['test']} images, "
+          f"{manifest['faces_total']} faces, {manifest['distractors_total']} distractors in {manifest['seconds']} s",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def run_check(args) -> int:
+    from ..data.check import check_dataset
+
+    problems, summary = check_dataset(args.dataset)
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    print(summary, file=sys.stderr)
+    return EXIT_FINDINGS if problems else EXIT_OK

@@ -1,0 +1,159 @@
+"""``unetblur data check``: validate a dataset folder against the layout of DESIGN.md §4.
+
+Checks, per split: every input has a target and a mask with the same stem (and nothing is left
+over), targets and masks are PNG (lossless), the three images of a sample have the same size,
+masks are single-channel with values in {0, 255}; every file decodes; no leftover temporaries.
+Then ``manifest.json`` counts and ``faces.jsonl`` records against what is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import BadInputError, UnetblurError
+from ..io import IMAGE_EXTENSIONS, read_image
+from .layout import FACES, MANIFEST, SPLITS, split_dirs
+
+
+def _files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Images by stem, and hidden leftovers (interrupted writes)."""
+    by_stem: dict[str, Path] = {}
+    hidden = []
+    if not folder.is_dir():
+        return by_stem, hidden
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        if p.name.startswith("."):
+            hidden.append(p)
+        elif p.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem.setdefault(p.stem, p)
+    return by_stem, hidden
+
+
+def _mask_problem(path: Path, size: tuple[int, int]) -> str | None:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            arr = np.asarray(img)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        return f"{path}: mask does not decode ({exc})"
+    if mode not in ("L", "1"):
+        return f"{path}: mask has mode {mode}; expected single-channel (L)"
+    if arr.shape[1::-1] != size:
+        return f"{path}: mask is {arr.shape[1]}x{arr.shape[0]} but its input is {size[0]}x{size[1]}"
+    if mode == "L":
+        bad = np.unique(arr[(arr != 0) & (arr != 255)])
+        if bad.size:
+            return f"{path}: mask has values other than 0 and 255 (e.g. {', '.join(map(str, bad[:5]))})"
+    return None
+
+
+def check_dataset(root: str | os.PathLike) -> tuple[list[str], str]:
+    """Validate ``root``. Returns (every problem found as a line, a one-line summary).
+
+    Raises :class:`UnetblurError` only when ``root`` is not a folder at all.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UnetblurError(f"{root}: dataset folder not found")
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    on_disk: set[str] = set()
+    for split in SPLITS:
+        img_dir, blur_dir, mask_dir = split_dirs(root, split)
+        images, h1 = _files(img_dir)
+        targets, h2 = _files(blur_dir)
+        masks, h3 = _files(mask_dir)
+        for p in h1 + h2 + h3:
+            problems.append(f"{p}: leftover temporary or hidden file (an interrupted write?)")
+        counts[split] = len(images)
+        for stem in sorted(set(targets) - set(images)):
+            problems.append(f"{targets[stem]}: target without an input in {img_dir.name}/")
+        for stem in sorted(set(masks) - set(images)):
+            problems.append(f"{masks[stem]}: mask without an input in {img_dir.name}/")
+        for stem, img_path in images.items():
+            on_disk.add(f"{split}/{img_path.name}")
+            target, mask = targets.get(stem), masks.get(stem)
+            if target is None:
+                problems.append(f"{img_path}: no target {blur_dir.name}/{stem}.png")
+            if mask is None:
+                problems.append(f"{img_path}: no mask {mask_dir.name}/{stem}.png")
+            try:
+                image = read_image(img_path)
+            except BadInputError as exc:
+                problems.append(f"{exc.path}: input {exc.problem}")
+                continue
+            size = (image.shape[1], image.shape[0])
+            if target is not None:
+                if target.suffix.lower() != ".png":
+                    problems.append(f"{target}: target is not PNG (targets must be lossless)")
+                try:
+                    t = read_image(target)
+                    if (t.shape[1], t.shape[0]) != size:
+                        problems.append(f"{target}: target is {t.shape[1]}x{t.shape[0]} but its input is "
+                                        f"{size[0]}x{size[1]}")
+                except BadInputError as exc:
+                    problems.append(f"{exc.path}: target {exc.problem}")
+            if mask is not None:
+                if mask.suffix.lower() != ".png":
+                    problems.append(f"{mask}: mask is not PNG (masks must be lossless)")
+                msg = _mask_problem(mask, size)
+                if msg:
+                    problems.append(msg)
+    total = sum(counts.values())
+    if total == 0:
+        problems.append(f"{root}: no images in train/, val/ or test/ (expected the layout train/ train_blur/ "
+                        "train_mask/ val/ ...)")
+    manifest_path = root / MANIFEST
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{manifest_path}: not readable JSON ({exc})")
+            manifest = {}
+        declared = manifest.get("counts") if isinstance(manifest, dict) else None
+        if isinstance(declared, dict):
+            for split in SPLITS:
+                if int(declared.get(split, 0) or 0) != counts[split]:
+                    problems.append(f"{manifest_path}: counts.{split} is {declared.get(split, 0)} but "
+                                    f"{split}/ holds {counts[split]} images")
+        else:
+            problems.append(f"{manifest_path}: has no 'counts' per split")
+    else:
+        problems.append(f"{manifest_path}: missing (datasets made by `unetblur data build/synth` have one)")
+    faces_path = root / FACES
+    if faces_path.is_file():
+        listed: set[str] = set()
+        try:
+            with open(faces_path, encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                        image = str(rec["image"])
+                        for f in rec.get("faces", []):
+                            if len(f["box"]) != 4:
+                                raise ValueError("a box needs 4 numbers")
+                    except (ValueError, KeyError, TypeError) as exc:
+                        problems.append(f"{faces_path}:{lineno}: not a faces record ({exc})")
+                        continue
+                    if image in listed:
+                        problems.append(f"{faces_path}:{lineno}: {image} is listed twice")
+                    listed.add(image)
+                    if image not in on_disk:
+                        problems.append(f"{faces_path}:{lineno}: {image} is not in the dataset")
+        except OSError as exc:
+            problems.append(f"{faces_path}: cannot read ({exc.strerror})")
+        for missing in sorted(on_disk - listed):
+            problems.append(f"{faces_path}: no record for {missing}")
+    summary = (f"checked {root}: train {counts['train']} / val {counts['val']} / test {counts['test']} samples; "
+               + (f"{len(problems)} problem(s)" if problems else "no problems"))
+    return problems, summary
