@@ -1,0 +1,225 @@
+"""Full-resolution compositing and the temporal hold, with a NumPy stand-in for the U-Net.
+
+The stand-in "network" calls red pixels face: its mask is exact, so every test knows the answer.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from unetblur.blur import BlurSettings
+from unetblur.errors import UnetblurError
+from unetblur.faces import Face
+from unetblur.runtime.base import BlurResult
+from unetblur.runtime.composite import CompositeBlurrer, CompositingBlurrer, working_scale
+from unetblur.runtime.temporal import TemporalBlurrer, face_coverage, uncovered_frames
+
+
+class RedFaceModel:
+    """ImageModel stand-in: mask = red pixels; records the sizes it was run at."""
+
+    name = "red"
+    stride = 1
+
+    def __init__(self, mask_channel: bool = True, max_face: int | None = None):
+        self.mask_channel = mask_channel
+        self.max_face = max_face  # faces wider than this (px, at the size it sees) are invisible: a receptive field
+        self.seen: list[tuple[int, int]] = []
+
+    def predict(self, image):
+        self.seen.append(image.shape[:2])
+        r, g = image[..., 0].astype(int), image[..., 1].astype(int)
+        mask = ((r - g) > 100).astype(np.uint8)
+        if self.max_face is not None:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
+            for i in range(1, n):
+                if stats[i, 2] > self.max_face:
+                    mask[labels == i] = 0
+        if self.mask_channel:
+            return image.copy(), mask.astype(np.float32)
+        out = image.copy()
+        out[mask > 0] = 128  # "blurs" what it sees, so the difference mask finds it
+        return out, None
+
+
+def scene(h=120, w=160, faces=((40, 30, 20),)) -> np.ndarray:
+    """Textured grey background with red discs (cx, cy, radius) as faces."""
+    rng = np.random.default_rng(0)
+    img = (rng.random((h, w, 3)) * 60 + 60).astype(np.uint8)
+    for cx, cy, r in faces:
+        cv2.circle(img, (cx, cy), r, (230, 40, 40), -1)
+        cv2.circle(img, (cx - r // 3, cy - r // 4), max(1, r // 6), (20, 20, 20), -1)  # an "eye": texture to blur
+    return img
+
+
+def test_background_outside_the_mask_is_pixel_exact():
+    img = scene()
+    result = CompositingBlurrer(RedFaceModel())(img)
+    outside = result.mask == 0
+    assert np.array_equal(result.image[outside], img[outside])
+
+
+def test_face_pixels_are_changed():
+    img = scene()
+    result = CompositingBlurrer(RedFaceModel())(img)
+    assert np.abs(result.image[20:40, 25:55].astype(int) - img[20:40, 25:55]).max() > 30
+
+
+def test_each_component_becomes_one_face_box_around_the_disc():
+    img = scene(faces=((40, 30, 15), (120, 80, 20)))
+    faces = sorted(CompositingBlurrer(RedFaceModel())(img).faces, key=lambda f: f.x1)
+    assert len(faces) == 2
+    assert faces[0].center == pytest.approx((40, 30), abs=2)
+    assert faces[1].center == pytest.approx((120, 80), abs=2)
+    assert faces[1].width == pytest.approx(41 / 1.2, abs=3)  # component box shrunk by mask_scale
+
+
+def test_face_region_covers_the_whole_component():
+    img = scene()
+    result = CompositingBlurrer(RedFaceModel())(img)
+    red = (img[..., 0].astype(int) - img[..., 1]) > 100
+    assert result.mask[red].min() == 1
+
+
+def test_mask_region_blurs_only_the_component_pixels():
+    img = scene()
+    result = CompositingBlurrer(RedFaceModel(), region="mask")(img)
+    red = ((img[..., 0].astype(int) - img[..., 1]) > 100)
+    assert np.array_equal(result.mask > 0, red)
+
+
+def test_working_size_runs_the_network_on_a_downscaled_frame_and_returns_full_resolution():
+    img = scene(240, 320, faces=((100, 100, 40),))
+    model = RedFaceModel()
+    result = CompositingBlurrer(model, working_size=80)(img)
+    assert model.seen == [(60, 80)]
+    assert result.image.shape == img.shape
+    assert len(result.faces) == 1 and result.faces[0].center == pytest.approx((100, 100), abs=4)
+
+
+def test_working_size_never_upscales_a_small_frame():
+    model = RedFaceModel()
+    CompositingBlurrer(model, working_size=1000)(scene())
+    assert model.seen == [(120, 160)]
+
+
+def test_a_second_downscaled_pass_finds_faces_larger_than_the_receptive_field():
+    img = scene(200, 200, faces=((100, 100, 60),))
+    small_field = RedFaceModel(max_face=80)
+    assert CompositingBlurrer(small_field)(img).faces == []
+    assert len(CompositingBlurrer(RedFaceModel(max_face=80), scales=(1.0, 0.5))(img).faces) == 1
+
+
+def test_models_without_a_mask_channel_use_the_difference_mask():
+    result = CompositingBlurrer(RedFaceModel(mask_channel=False))(scene())
+    assert len(result.faces) == 1
+
+
+def test_dilate_grows_the_blurred_region():
+    img = scene()
+    plain = CompositingBlurrer(RedFaceModel(), region="mask")(img).mask.sum()
+    grown = CompositingBlurrer(RedFaceModel(), region="mask", dilate=3)(img).mask.sum()
+    assert grown > plain
+
+
+def test_an_image_without_faces_is_returned_unchanged():
+    img = scene(faces=())
+    result = CompositingBlurrer(RedFaceModel())(img)
+    assert np.array_equal(result.image, img) and result.faces == [] and result.mask.max() == 0
+
+
+def test_blur_style_follows_the_settings():
+    img = scene()
+    result = CompositingBlurrer(RedFaceModel(), BlurSettings(style="solid", color=(0, 255, 0)))(img)
+    assert tuple(result.image[30, 40]) == (0, 255, 0)
+
+
+def test_the_factory_hook_name_is_the_same_class():
+    assert CompositeBlurrer is CompositingBlurrer
+
+
+@pytest.mark.parametrize("kwargs, match", [({"working_size": 4}, "working size"), ({"threshold": 0.0}, "threshold"),
+                                           ({"scales": (2.0,)}, "scales"), ({"dilate": -1}, "dilate"),
+                                           ({"region": "blob"}, "region")])
+def test_bad_settings_are_refused_with_a_clear_message(kwargs, match):
+    with pytest.raises(UnetblurError, match=match):
+        CompositingBlurrer(RedFaceModel(), **kwargs)
+
+
+def test_working_scale_brings_the_longer_side_to_the_working_size():
+    assert working_scale(720, 1280, 640) == pytest.approx(0.5)
+    assert working_scale(720, 1280, None) == 1.0
+
+
+# --------------------------------------------------------------------------- temporal
+
+
+class ScriptedBlurrer:
+    """Reports the scripted faces per call (None = a missed frame) and blurs nothing itself."""
+
+    name = "scripted"
+    settings = BlurSettings()
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def __call__(self, image, faces=None):
+        found = self.script.pop(0) or []
+        return BlurResult(image.copy(), np.zeros(image.shape[:2], np.float32), list(found))
+
+
+def test_a_lost_face_stays_blurred_for_the_hold_frames_then_is_released():
+    face = Face(10, 10, 30, 34)
+    frames = [scene(faces=())] * 5
+    blurrer = TemporalBlurrer(ScriptedBlurrer([[face], None, None, None, None]), hold_frames=2)
+    masks = [blurrer(f).mask for f in frames]
+    covered = [face_coverage(m, face) > 0.99 for m in masks]
+    assert covered == [False, True, True, False, False]  # frame 0: the scripted blurrer itself blurred nothing
+
+
+def test_a_face_found_again_replaces_its_held_box():
+    face, moved = Face(10, 10, 30, 34), Face(14, 10, 34, 34)
+    blurrer = TemporalBlurrer(ScriptedBlurrer([[face], [moved]]), hold_frames=3)
+    blurrer(scene(faces=()))
+    result = blurrer(scene(faces=()))
+    assert result.faces == [moved]
+
+
+def test_uncovered_frames_counts_frames_with_an_unblurred_ground_truth_face():
+    face = Face(10, 10, 30, 34)
+    full = np.ones((60, 60), np.float32)
+    empty = np.zeros((60, 60), np.float32)
+    report = uncovered_frames([full, empty, full, empty], [[face], [face], [], [face]])
+    assert report["uncovered_frames"] == 2 and report["uncovered_frame_indices"] == [1, 3]
+    assert report["frames_with_faces"] == 3
+
+
+def test_uncovered_frames_ignores_faces_below_min_size():
+    report = uncovered_frames([np.zeros((60, 60))], [[Face(0, 0, 10, 10)]], min_size=32)
+    assert report["uncovered_frames"] == 0 and report["faces"] == 0
+
+
+class PerfectWhenFound(ScriptedBlurrer):
+    """Scripted faces, and an audit mask that is exactly their blur region (a perfect method when it finds them)."""
+
+    def __call__(self, image, faces=None):
+        from unetblur.blur import face_mask
+
+        found = self.script.pop(0) or []
+        m = np.zeros(image.shape[:2], np.float32)
+        for f in found:
+            m = np.maximum(m, face_mask(image.shape[:2], f, self.settings) / 255.0)
+        return BlurResult(image.copy(), m, list(found))
+
+
+def test_hold_reduces_measured_flicker():
+    face = Face(10, 10, 30, 34)
+    script = [[face], None, [face], None, [face]]
+    frames = [scene(faces=())] * 5
+    truth = [[face]] * 5
+    plain = PerfectWhenFound(script)
+    held = TemporalBlurrer(PerfectWhenFound(script), hold_frames=1)
+    assert uncovered_frames([plain(f).mask for f in frames], truth)["uncovered_frames"] == 2
+    assert uncovered_frames([held(f).mask for f in frames], truth)["uncovered_frames"] == 0

@@ -1,0 +1,177 @@
+"""Full resolution from a small network: the U-Net finds the faces, ``blur_faces`` rules blur them.
+
+A compact U-Net runs on the whole frame, optionally downscaled to a *working size* (its cost grows
+with the pixels it sees). Its face mask (the mask channel, or where its RGB output differs from
+its input) is upsampled to the frame's resolution and split into connected components. Each
+component becomes a face box, and the blur of that face is made at full resolution with the one
+blur definition (:func:`unetblur.blur.blur_patch`, strength from the face size). Pixels outside
+the blurred region are the input's, bit for bit: the network never touches the background.
+
+Torch-free: NumPy and OpenCV only (the model behind :class:`ImageModel` may be ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ..blur import BlurSettings, blur_patch, face_mask
+from ..errors import UnetblurError
+from ..faces import Face
+from .base import BlurResult, ImageModel, difference_mask
+
+#: How the region blurred for a component is chosen.
+#: ``face``: the component's own pixels plus the ``blur_faces`` shape (ellipse/box, ``mask_scale``) of
+#: the face the component implies, so a patchy mask still yields a whole blurred face (default).
+#: ``mask``: exactly the component's pixels.
+REGIONS = ("face", "mask")
+
+
+def working_scale(height: int, width: int, working_size: int | None) -> float:
+    """Factor (≤ 1) that brings the longer side of an image down to ``working_size`` pixels (1 if None)."""
+    if not working_size:
+        return 1.0
+    return min(1.0, float(working_size) / max(height, width))
+
+
+class CompositingBlurrer:
+    """A :class:`Blurrer` that composites a full-resolution blur where an :class:`ImageModel` sees faces.
+
+    Args:
+        model: the U-Net behind any backend (``predict(image) -> (rgb, mask|None)``).
+        settings: the blur applied to each found face (style, shape, strength, ``mask_scale``).
+        working_size: longer side, in pixels, at which the network runs (None: native resolution).
+            Frames smaller than this are not upscaled.
+        threshold: mask probability at or above which a pixel is face (mask-channel models); for
+            models without a mask channel the difference mask is already 0/1.
+        scales: extra downscaling factors relative to the working size; one network pass per scale,
+            masks OR-ed. ``(1.0, 0.5)`` adds a half-resolution pass that sees faces larger than the
+            network's receptive field at a size it was trained on.
+        dilate: grow the face mask by this many full-resolution pixels before blurring (safety margin).
+        min_area: components smaller than this many *working-resolution* pixels are noise and dropped.
+        region: ``face`` or ``mask`` (see :data:`REGIONS`).
+        diff_threshold: 0-255 threshold of the difference mask for models without a mask channel.
+        name: shown in reports (default ``<model>+composite``).
+
+    ``faces`` of the result are the estimated face boxes (component box shrunk by ``mask_scale``, so
+    ``blur_faces`` would re-expand it to the component), with score = the component's peak probability.
+    """
+
+    def __init__(self, model: ImageModel, settings: BlurSettings | None = None, *, working_size: int | None = None,
+                 threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, min_area: int = 4,
+                 region: str = "face", diff_threshold: int = 8, name: str | None = None):
+        if working_size is not None and working_size < 16:
+            raise UnetblurError(f"working size must be at least 16 pixels (or none for native), got {working_size}")
+        if not 0.0 < threshold <= 1.0:
+            raise UnetblurError(f"mask threshold must be in (0, 1], got {threshold}")
+        scales = tuple(float(s) for s in scales) or (1.0,)
+        if any(not 0.0 < s <= 1.0 for s in scales):
+            raise UnetblurError(f"scales must be in (0, 1] (fractions of the working size), got {list(scales)}")
+        if dilate < 0:
+            raise UnetblurError(f"dilate must be a number of pixels ≥ 0, got {dilate}")
+        if region not in REGIONS:
+            raise UnetblurError(f"region {region!r} is unknown; choose one of {', '.join(REGIONS)}")
+        self.model = model
+        self.settings = settings or BlurSettings()
+        self.working_size = working_size
+        self.threshold = float(threshold)
+        self.scales = scales
+        self.dilate = int(dilate)
+        self.min_area = int(min_area)
+        self.region = region
+        self.diff_threshold = int(diff_threshold)
+        self.name = name or f"{getattr(model, 'name', 'model')}+composite"
+
+    # ------------------------------------------------------------------ mask
+
+    def face_probability(self, image: np.ndarray) -> np.ndarray:
+        """HW float32 in [0, 1] at the image's resolution: max over the passes of the upsampled mask."""
+        h, w = image.shape[:2]
+        base = working_scale(h, w, self.working_size)
+        prob = None
+        for s in self.scales:
+            f = base * s
+            if f < 1.0:
+                small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            else:
+                small = image
+            rgb, mask = self.model.predict(small)
+            if mask is None:
+                mask = difference_mask(small, rgb, self.diff_threshold)
+            mask = np.asarray(mask, np.float32)
+            if mask.shape != (h, w):
+                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            prob = mask if prob is None else np.maximum(prob, mask)
+        return prob
+
+    def components(self, prob: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, tuple[int, int, int, int], float]]]:
+        """Binary face mask (HW bool) and its components as ``(pixels bool crop, (x1, y1, x2, y2), peak prob)``."""
+        binary = (prob >= self.threshold).astype(np.uint8)
+        if self.dilate:
+            k = 2 * self.dilate + 1
+            binary = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        h, w = prob.shape
+        # min_area is in working pixels: scale it to the frame so a threshold means the same at any size.
+        f = working_scale(h, w, self.working_size) * min(self.scales)
+        min_area = self.min_area / max(f * f, 1e-6)
+        out = []
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < min_area:
+                binary[labels == i] = 0
+                continue
+            crop = labels[y:y + bh, x:x + bw] == i
+            peak = float(prob[y:y + bh, x:x + bw][crop].max())
+            out.append((crop, (x, y, x + bw, y + bh), min(1.0, peak)))
+        return binary.astype(bool), out
+
+    def face_from_box(self, box: tuple[int, int, int, int], score: float) -> Face:
+        """The face a component box implies: the box shrunk by ``mask_scale`` about its centre (the
+        blur_faces masks the model learned are the face ellipse/box grown by ``mask_scale``)."""
+        x1, y1, x2, y2 = box
+        s = self.settings.mask_scale
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / (2 * s), (y2 - y1) / (2 * s)
+        return Face(cx - hw, cy - hh, cx + hw, cy + hh, score)
+
+    # ------------------------------------------------------------------ blur
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+            raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
+                                f"of shape {getattr(image, 'shape', None)}")
+        prob = self.face_probability(image)
+        _, comps = self.components(prob)
+        out, union, found = composite_faces(image, comps, self, prob)
+        return BlurResult(out, union.astype(np.float32), found)
+
+
+def composite_faces(image: np.ndarray, comps, blurrer: CompositingBlurrer, prob: np.ndarray | None = None):
+    """Blend a full-resolution blur into ``image`` over each component; returns (image, union mask bool, faces)."""
+    h, w = image.shape[:2]
+    out = image.copy()
+    union = np.zeros((h, w), bool)
+    found: list[Face] = []
+    settings = blurrer.settings
+    for crop, (x1, y1, x2, y2), score in comps:
+        face = blurrer.face_from_box((x1, y1, x2, y2), score)
+        found.append(face)
+        if blurrer.region == "face":
+            region = face_mask((h, w), face, settings) > 0
+            region[y1:y2, x1:x2] |= crop
+            ys, xs = np.nonzero(region[max(0, y1 - (y2 - y1)):y2 + (y2 - y1), max(0, x1 - (x2 - x1)):x2 + (x2 - x1)])
+            oy, ox = max(0, y1 - (y2 - y1)), max(0, x1 - (x2 - x1))
+            X1, Y1, X2, Y2 = int(xs.min()) + ox, int(ys.min()) + oy, int(xs.max()) + ox + 1, int(ys.max()) + oy + 1
+            sel = region[Y1:Y2, X1:X2]
+        else:
+            X1, Y1, X2, Y2, sel = x1, y1, x2, y2, crop
+        patch = blur_patch(image, X1, Y1, X2, Y2, face.size, settings)
+        out[Y1:Y2, X1:X2][sel] = patch[sel]
+        union[Y1:Y2, X1:X2] |= sel
+    return out, union, found
+
+
+#: The name the comparison factory's composite hook imports.
+CompositeBlurrer = CompositingBlurrer
