@@ -210,3 +210,60 @@ def test_an_unknown_mode_is_refused(workspace):
     base, _, _ = workspace
     with pytest.raises(UnetblurError, match="unknown mode"):
         open_blurrer(str(base / "tiny.pt"), mode="sideways")
+
+
+def _astronaut_dataset(root):
+    """One 256×256 test image with the astronaut's real face (90 px wide), target from blur_faces."""
+    from skimage import data
+
+    from unetblur.blur import blur_faces
+
+    image = np.ascontiguousarray(data.astronaut()[0:256, 100:356])
+    face = Face(75, 76, 165, 166)
+    target, mask = blur_faces(image, [face])
+    for folder, arr in (("test", image), ("test_blur", target), ("test_mask", mask)):
+        write_image(root / folder / "a.png", arr)
+    write_faces_jsonl(root / "faces.jsonl", [{"image": "test/a.png", "split": "test", "faces": [face]}])
+    (root / "manifest.json").write_text(json.dumps({"targets_from": "ground_truth"}))
+    return root
+
+
+def test_reid_in_compare_separates_untouched_from_blurred_faces(tmp_path):
+    from unetblur.evaluate.reid import reid_available
+
+    if not reid_available():
+        pytest.skip("dlib / face_recognition_models not installed")
+    root = _astronaut_dataset(tmp_path / "ds")
+    out = compare(CompareConfig(data=str(root), methods=("oracle", "identity"), out=str(tmp_path / "o"),
+                                threads=1, warmup=0, grid_images=0))
+    methods = load_summary(out)["methods"]
+    assert methods["identity"]["metrics"]["dataset"]["reid_rate"]["64-128"] == 1.0
+    assert methods["oracle"]["metrics"]["dataset"]["reid_rate"]["all"] == 0.0
+
+
+def test_an_untouched_output_covers_no_face(tmp_path):
+    root = _astronaut_dataset(tmp_path / "ds")
+    out = compare(CompareConfig(data=str(root), methods=("identity",), out=str(tmp_path / "o"),
+                                threads=1, warmup=0, grid_images=0, reid=False))
+    metrics = load_summary(out)["methods"]["identity"]["metrics"]["dataset"]
+    assert metrics["blur_completeness"]["all"] == 0 and metrics["coverage_recall"]["all"] == 0
+    assert metrics["false_blur"]["all"] == 0
+
+
+def test_reid_column_says_off_when_turned_off_rather_than_disappearing(tmp_path):
+    root = _astronaut_dataset(tmp_path / "ds")
+    out = compare(CompareConfig(data=str(root), methods=("identity",), out=str(tmp_path / "o"),
+                                threads=1, warmup=0, grid_images=0, reid=False))
+    assert load_summary(out)["methods"]["identity"]["metrics"]["dataset"]["reid_rate"]["all"] == "off (--no-reid)"
+    assert "off (--no-reid)" in (out / "report.md").read_text()
+
+
+def test_reid_column_says_how_to_install_when_dlib_is_missing(tmp_path, monkeypatch):
+    import unetblur.evaluate.compare as C
+
+    monkeypatch.setattr(C, "reid_available", lambda: False)
+    root = _astronaut_dataset(tmp_path / "ds")
+    out = compare(CompareConfig(data=str(root), methods=("identity",), out=str(tmp_path / "o"),
+                                threads=1, warmup=0, grid_images=0))
+    value = load_summary(out)["methods"]["identity"]["metrics"]["dataset"]["reid_rate"]["all"]
+    assert value == "unavailable (install unetblur[reid])"

@@ -16,7 +16,7 @@ def register(sub) -> None:
                     "report.html and graph PNGs into --out. Settings: defaults ← each --config YAML ← flags.")
     p.add_argument("--data", help="dataset folder (DESIGN.md §4 layout)")
     p.add_argument("--method", dest="methods", action="append", metavar="NAME=SPEC",
-                   help="a method to score (repeatable); SPEC: oracle, centerface, haar, or a .pt / .onnx model "
+                   help="a method to score (repeatable); SPEC: oracle, identity (no change), centerface, haar, or a .pt / .onnx model "
                         "file, e.g. --method teacher=runs/teacher/model.pt --method haar")
     p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
     p.add_argument("--split", choices=("train", "val", "test"), help="split to score (default test)")

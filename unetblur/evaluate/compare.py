@@ -46,6 +46,8 @@ DATASET, ORIGINAL = "dataset", "original"
 IMAGE_METRICS = ("mse", "mae", "psnr", "ssim", "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg", "false_blur")
 #: Per-face metrics, reported for every face-width bucket and for "all".
 FACE_METRICS = ("blur_completeness", "coverage_recall", "reid_rate", "mse_face", "mae_face", "faces")
+#: What the reid column shows when the user turned it off.
+REID_OFF = "off (--no-reid)"
 #: Bucket label of a value over every image / face.
 ALL = "all"
 
@@ -55,7 +57,7 @@ class CompareConfig:
     """What ``unetblur compare`` runs.
 
     data:      dataset folder (DESIGN.md §4 layout).
-    methods:   ``NAME=SPEC`` or ``SPEC`` each; SPEC = oracle | a detector (centerface, haar) | a .pt/.onnx file.
+    methods:   ``NAME=SPEC`` or ``SPEC`` each; SPEC = oracle | identity | a detector (centerface, haar) | a .pt/.onnx file.
     split:     which split to score.
     limit:     score at most this many images (0 = all).
     out:       output folder.
@@ -288,8 +290,8 @@ def _reid_rate(distances: Sequence[float]) -> float:
     return sum(d <= REID_THRESHOLD for d in eligible) / len(eligible) if eligible else math.nan
 
 
-def _summarise(scores: Scores, reid_on: bool) -> dict[str, dict[str, Any]]:
-    """metric → bucket → value."""
+def _summarise(scores: Scores, reid_off: str | None) -> dict[str, dict[str, Any]]:
+    """metric → bucket → value. ``reid_off``: None when reid ran, else the text its column shows."""
     out: dict[str, dict[str, Any]] = {name: {ALL: _nanmean(vals)} for name, vals in scores.per_image.items()}
     buckets = [ALL] + M.bucket_names()
     idx_by_bucket = {b: [] for b in buckets}
@@ -303,7 +305,8 @@ def _summarise(scores: Scores, reid_on: bool) -> dict[str, dict[str, Any]]:
         comp = [scores.completeness[i] for i in idx]
         out["blur_completeness"][bucket] = _nanmean(comp)
         out["coverage_recall"][bucket] = M.coverage_recall(comp)
-        out["reid_rate"][bucket] = _reid_rate([scores.reid_distance[i] for i in idx]) if reid_on else REID_UNAVAILABLE
+        out["reid_rate"][bucket] = (_reid_rate([scores.reid_distance[i] for i in idx]) if reid_off is None
+                                   else reid_off)
         out["faces"][bucket] = len(idx)
         if bucket != ALL:  # "all" keeps the DESIGN definition: inside the union mask, per image
             out["mse_face"][bucket] = _nanmean([scores.face_mse[i] for i in idx])
@@ -356,8 +359,8 @@ def _model_cost(spec: str, blurrer, hw: tuple[int, int] | None) -> dict[str, Any
 def _kind(spec: str) -> str:
     from ..runtime.factory import is_model_spec
 
-    if spec == "oracle":
-        return "oracle"
+    if spec in ("oracle", "identity"):
+        return "reference"
     return "model" if is_model_spec(spec) else "detector"
 
 
@@ -443,6 +446,7 @@ def compare(config: CompareConfig) -> Path:
             cases[ORIGINAL] = originals
 
     reid_on = bool(config.reid and reid_available())
+    reid_off = None if reid_on else (REID_UNAVAILABLE if config.reid else REID_OFF)
     recognizer = None
     embeddings: dict[str, dict[int, list]] = {}
     if reid_on:
@@ -469,7 +473,7 @@ def compare(config: CompareConfig) -> Path:
                 out = _score_case(blurrer, case, settings, scores, recognizer, embeddings.get(res, {}).get(k))
                 if res == DATASET and k < len(grid):
                     grid[k]["outputs"][name] = out
-            metrics_by_res[res] = _summarise(scores, reid_on)
+            metrics_by_res[res] = _summarise(scores, reid_off)
             latency[res] = _latency(scores)
         hw = cases[DATASET][0].image.shape[:2]
         cost = _model_cost(spec, blurrer, hw)
@@ -494,8 +498,7 @@ def compare(config: CompareConfig) -> Path:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "platform": platform.platform()},
         "versions": versions(),
-        "reid": "dlib face recognition ResNet, threshold 0.6, faces >= 48 px" if reid_on else (
-            REID_UNAVAILABLE if config.reid else "off (reid: false)"),
+        "reid": "dlib face recognition ResNet, threshold 0.6, faces >= 48 px" if reid_on else reid_off,
         "config": to_dict(config),
         "skipped": skipped,
         "methods": summary_methods,

@@ -3,6 +3,7 @@
 Spec strings (what ``--method NAME=SPEC`` and ``unetblur blur --model`` take):
 
 * ``oracle``                   blur the ground-truth faces (needs ``faces``; reproduces the target)
+* ``identity``                 change nothing: the lower bound (coverage 0, every face re-identifiable)
 * ``centerface``, ``haar``, …  a face detector from ``unetblur.detectors`` + ``blur_faces``
 * ``path/to/model.onnx``       an exported U-Net (FP32, FP16 or INT8) through ONNX Runtime
 * ``path/to/model.pt``         a saved torch U-Net (imports torch lazily)
@@ -16,17 +17,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from ..blur import BlurSettings
 from ..errors import UnetblurError
-from .base import Blurrer, DetectorBlurrer, ImageModel, ModelBlurrer, OracleBlurrer
+from ..faces import Face
+from .base import Blurrer, BlurResult, DetectorBlurrer, ImageModel, ModelBlurrer, OracleBlurrer
 
 #: File suffixes read as torch model files / ONNX files.
 TORCH_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
 #: How a U-Net's output becomes the anonymised image.
 MODES = ("raw", "composite")
+
+
+class IdentityBlurrer:
+    """Returns the image unchanged: the do-nothing reference row of a comparison."""
+
+    name = "identity"
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
+        return BlurResult(image.copy(), np.zeros(image.shape[:2], np.float32), [])
 
 
 def is_model_spec(spec: str) -> bool:
@@ -76,9 +89,9 @@ def open_blurrer(spec: str, settings: BlurSettings | None = None, *, name: str |
     """
     spec = str(spec).strip()
     if not spec:
-        raise UnetblurError("empty method spec; use oracle, a detector name (centerface, haar) or a model file")
-    if spec == "oracle":
-        blurrer = OracleBlurrer(settings)
+        raise UnetblurError("empty method spec; use oracle, identity, a detector name (centerface, haar) or a model file")
+    if spec in ("oracle", "identity"):
+        blurrer = OracleBlurrer(settings) if spec == "oracle" else IdentityBlurrer()
         if name:
             blurrer.name = name
         return blurrer
