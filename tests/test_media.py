@@ -1,0 +1,226 @@
+"""Media plumbing of ``unetblur blur``: input kinds, output names, ffmpeg video I/O, audio, fail-closed frames.
+
+Videos are made on the fly with the ffmpeg that imageio-ffmpeg ships (lavfi testsrc + sine): tiny
+(96×64, 10 frames), a second each. Helpers here are shared with ``test_blur_command.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unetblur.anonymise import fail_closed, parse_shard
+from unetblur.errors import BadInputError, UnetblurError
+from unetblur.media import (VideoReader, VideoWriter, count_frames, default_output, ffmpeg_exe, input_kind, iter_media,
+                            mux_audio, parse_webcam, probe_video, stream_output_name)
+from unetblur.runtime.base import BlurResult
+
+
+def make_video(path: Path, *, audio: bool = True, size: str = "96x64", rate: str = "10", frames: int = 10) -> Path:
+    """A short synthetic video (testsrc pattern), with a 440 Hz sine audio track when ``audio``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+           "-i", f"testsrc=size={size}:rate={rate}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:duration=5", "-c:a", "aac"]
+    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def streams(path: Path) -> str:
+    """The "Stream #..." lines of ffmpeg's header dump of ``path``."""
+    err = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return "\n".join(line for line in err.splitlines() if "Stream #" in line)
+
+
+def red_face_onnx(path: Path) -> Path:
+    """A torch-free stand-in for an exported U-Net: RGB passed through plus a mask channel that is
+    sigmoid(40·(R − G − 0.4)), i.e. "red pixels are face". Carries unetblur's export metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def const(name, values, dims=None):
+        return helper.make_tensor(name, TensorProto.INT64 if isinstance(values[0], int) else TensorProto.FLOAT,
+                                  dims or [len(values)], values)
+
+    nodes = [
+        helper.make_node("Slice", ["image", "zero", "one", "axis"], ["r"]),
+        helper.make_node("Slice", ["image", "one", "two", "axis"], ["g"]),
+        helper.make_node("Sub", ["r", "g"], ["d"]),
+        helper.make_node("Sub", ["d", "offset"], ["d0"]),
+        helper.make_node("Mul", ["d0", "gain"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["mask"]),
+        helper.make_node("Concat", ["image", "mask"], ["output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "red_face",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        initializer=[const("zero", [0]), const("one", [1]), const("two", [2]), const("axis", [1]),
+                     const("offset", [0.4], []), const("gain", [40.0], [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in {"stride": "1", "mask_channel": "true", "precision": "fp32", "color_order": "RGB"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- inputs and names
+
+
+@pytest.mark.parametrize("text, kind", [("webcam", "webcam"), ("webcam:2", "webcam"), ("rtsp://cam/1", "stream"),
+                                        ("http://host/live.m3u8", "stream")])
+def test_live_sources_are_recognised_by_name(text, kind):
+    assert input_kind(text) == kind
+
+
+def test_files_and_folders_are_recognised_by_what_they_are(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "b.MP4").write_bytes(b"x")
+    assert input_kind(str(tmp_path / "a.jpg")) == "image"
+    assert input_kind(str(tmp_path / "b.MP4")) == "video"
+    assert input_kind(str(tmp_path)) == "folder"
+
+
+def test_a_missing_input_is_a_bad_input(tmp_path):
+    with pytest.raises(BadInputError, match="not found"):
+        input_kind(str(tmp_path / "nope.jpg"))
+
+
+def test_an_unsupported_file_type_is_a_bad_input(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(BadInputError, match="unsupported file type .txt"):
+        input_kind(str(tmp_path / "notes.txt"))
+
+
+def test_webcam_index_is_parsed():
+    assert parse_webcam("webcam") == 0 and parse_webcam("webcam:3") == 3 and parse_webcam("webcamx") is None
+
+
+def test_default_output_is_stem_blurred_beside_the_input_or_in_the_output_folder(tmp_path):
+    assert default_output(tmp_path / "x" / "photo.jpg") == tmp_path / "x" / "photo_blurred.jpg"
+    assert default_output("clip.mov", tmp_path) == tmp_path / "clip_blurred.mov"
+
+
+def test_stream_recordings_are_named_after_the_source():
+    assert stream_output_name("webcam:1") == "webcam1_blurred.mp4"
+    assert stream_output_name("rtsp://user@10.0.0.5:554/live") == "user_10_0_0_5_554_blurred.mp4"
+
+
+def test_iter_media_walks_lazily_skipping_hidden_files_and_the_output_folder(tmp_path):
+    for rel in ("a.jpg", "sub/b.png", "sub/c.mp4", ".hidden.jpg", "out/d.jpg", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_media(tmp_path, recursive=True, skip=tmp_path / "out")]
+    assert found == ["a.jpg", "sub/b.png", "sub/c.mp4"]
+    assert [p.name for p in iter_media(tmp_path, recursive=False)] == ["a.jpg"]
+
+
+@pytest.mark.parametrize("text, expected", [(None, None), ("1/4", (1, 4)), ("0/1", (0, 1))])
+def test_shards_are_parsed(text, expected):
+    assert parse_shard(text) == expected
+
+
+def test_shard_auto_reads_the_launchers_rank(monkeypatch):
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert parse_shard("auto") == (2, 8)
+
+
+@pytest.mark.parametrize("text", ["4/4", "x/2", "1"])
+def test_bad_shards_are_refused(text):
+    with pytest.raises(UnetblurError, match="shard"):
+        parse_shard(text)
+
+
+# --------------------------------------------------------------------------- video
+
+
+def test_probe_reads_size_rate_and_audio(tmp_path):
+    info = probe_video(make_video(tmp_path / "v.mp4", rate="12"))
+    assert (info.width, info.height, info.fps, info.has_audio) == (96, 64, 12.0, True)
+    assert info.frames_estimate == 10
+
+
+def test_probe_notices_a_video_without_audio(tmp_path):
+    assert probe_video(make_video(tmp_path / "v.mp4", audio=False)).has_audio is False
+
+
+def test_probe_refuses_a_file_that_is_not_a_video(tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all" * 10)
+    with pytest.raises(BadInputError, match="not a readable video"):
+        probe_video(tmp_path / "bad.mp4")
+
+
+def test_reader_yields_every_frame_as_rgb(tmp_path):
+    frames = list(VideoReader(make_video(tmp_path / "v.mp4", audio=False)))
+    assert len(frames) == 10 and frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
+
+
+def test_writer_then_mux_keeps_frame_count_and_adds_the_audio(tmp_path):
+    src = make_video(tmp_path / "v.mp4")
+    writer = VideoWriter(tmp_path / "video_only.mp4", 96, 64, "10")
+    for frame in VideoReader(src):
+        writer.write(frame)
+    writer.close()
+    assert mux_audio(tmp_path / "video_only.mp4", src, tmp_path / "out.mp4") == "copied"
+    assert count_frames(tmp_path / "out.mp4") == 10
+    assert "Audio:" in streams(tmp_path / "out.mp4")
+
+
+def test_audio_that_cannot_be_copied_is_re_encoded(tmp_path):
+    src = tmp_path / "pcm.mov"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=96x64:rate=10", "-f", "lavfi", "-i", "sine=duration=1", "-frames:v", "5",
+                    "-c:v", "libx264", "-c:a", "pcm_s16le", str(src)], check=True)
+    writer = VideoWriter(tmp_path / "video_only.webm", 96, 64, "10")
+    for frame in VideoReader(src):
+        writer.write(frame)
+    writer.close()
+    assert mux_audio(tmp_path / "video_only.webm", src, tmp_path / "out.webm") == "re-encoded"
+    assert "Audio: opus" in streams(tmp_path / "out.webm")
+
+
+def test_odd_frame_sizes_are_encoded(tmp_path):
+    writer = VideoWriter(tmp_path / "odd.mp4", 33, 21, "5")
+    for _ in range(3):
+        writer.write(np.zeros((21, 33, 3), np.uint8))
+    writer.close()
+    assert count_frames(tmp_path / "odd.mp4") == 3
+
+
+# --------------------------------------------------------------------------- fail closed
+
+
+class FailsOnSecondFrame:
+    name = "flaky"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, image, faces=None):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("inference failed")
+        return BlurResult(image // 2)
+
+
+def test_a_frame_whose_inference_fails_is_written_black_never_passed_through():
+    frames = [np.full((8, 8, 3), 200, np.uint8) for _ in range(3)]
+    errors = []
+    out = [image for image, _ in fail_closed(frames, FailsOnSecondFrame(), errors.append)]
+    assert [int(o.max()) for o in out] == [100, 0, 100]
+    assert len(errors) == 1
+
+
+def test_a_blurrer_returning_a_wrong_sized_image_counts_as_a_failure():
+    wrong = lambda image, faces=None: BlurResult(image[:4])  # noqa: E731
+    (out, result), = fail_closed([np.full((8, 8, 3), 200, np.uint8)], wrong)
+    assert out.max() == 0 and out.shape == (8, 8, 3) and result is None

@@ -1,0 +1,83 @@
+"""``unetblur blur``: anonymise images, folders, videos (audio kept), webcams and streams."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _bool_flag(p, name: str, help: str) -> None:
+    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction,
+                   default=None, help=help)
+
+
+def _scales(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be numbers like 1,0.5; got {text!r}") from None
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "blur", help="anonymise faces in images, folders, videos, webcams and RTSP/HTTP streams",
+        description="Blur every face in the inputs. Outputs are <stem>_blurred<ext> beside each input (or in -o); "
+                    "a folder becomes <folder>_blurred/ with the same tree. Inputs are never overwritten. "
+                    "Video keeps every frame, the frame rate and the audio. Streams are anonymised fail-closed. "
+                    "Exit 0 ok, 1 some inputs skipped (listed at the end), 2 usage/input error.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image, video, folder, webcam[:N], or rtsp:// / http:// stream URL")
+    p.add_argument("-o", "--output", help="output file (one input), folder, or rtsp:// / udp:// URL to re-stream to")
+    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    p.add_argument("--model", help="exported U-Net (.onnx, .pt), centerface[@SCALE] or haar "
+                                   "(default: the packaged student, when installed)")
+    p.add_argument("--mode", choices=("composite", "raw"),
+                   help="U-Nets: composite = network finds faces, full-resolution blur, background pixel-exact "
+                        "(default); raw = the network's output is the image (the thesis)")
+    _bool_flag(p, "recursive", "include subfolders of folder inputs (the tree is kept)")
+    _bool_flag(p, "overwrite", "replace existing outputs (inputs are never overwritten)")
+    _bool_flag(p, "keep-metadata", "keep EXIF (incl. GPS) in images; stripped by default")
+    p.add_argument("--working-size", type=int, metavar="PX",
+                   help="composite: run the network with the longer side at PX pixels (default: native)")
+    p.add_argument("--scales", type=_scales, metavar="S,S", help="composite: passes at these fractions of the "
+                                                                "working size, masks OR-ed (default 1; e.g. 1,0.5)")
+    p.add_argument("--threshold", type=float, help="composite: mask probability counted as face (default 0.5)")
+    p.add_argument("--dilate", type=int, metavar="PX", help="composite: grow the face mask by PX pixels (default 0)")
+    p.add_argument("--hold-frames", type=int, metavar="K",
+                   help="video/streams: keep a lost face blurred for K more frames (default 3; 0 = off)")
+    p.add_argument("--style", choices=("gaussian", "pixelate", "solid"), help="blur style (default gaussian)")
+    p.add_argument("--shape", choices=("ellipse", "box"), help="blurred region shape (default ellipse)")
+    p.add_argument("--mask-scale", type=float, help="grow each face region by this factor (default 1.2)")
+    p.add_argument("--kernel", type=int, help="fixed Gaussian kernel / mosaic block in px (default: scales with face)")
+    p.add_argument("--strength", type=float, help="kernel = strength × face size (default 1.0)")
+    _bool_flag(p, "save-masks", "also write the blurred-region mask (<out>_mask.png / <out>_mask.mp4)")
+    _bool_flag(p, "save-json", "also write the blurred regions and scores (<out>.json / <out>.jsonl per frame)")
+    p.add_argument("--codec", help="video encoder (default libx264; libvpx-vp9 for .webm)")
+    p.add_argument("--crf", type=int, help="video quality, lower is better (default 18)")
+    p.add_argument("--preset", help="x264/x265 speed preset (ultrafast … veryslow)")
+    p.add_argument("--no-audio", dest="audio", action="store_false", default=None, help="drop the audio of videos")
+    p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
+    p.add_argument("--workers", type=int, help="images processed in parallel (default: one per core)")
+    p.add_argument("--shard", metavar="I/N", help="process only every N-th file starting at I (split a dataset "
+                                                  "across machines); 'auto' reads RANK/WORLD_SIZE or SLURM")
+    p.add_argument("--max-frames", type=int, help="webcam/streams: stop after this many frames")
+    _bool_flag(p, "progress", "progress bar with frames/s (default on when stderr is a terminal)")
+    p.set_defaults(func=run)
+
+
+FIELDS = ("output", "model", "mode", "recursive", "overwrite", "keep_metadata", "working_size", "scales", "threshold",
+          "dilate", "hold_frames", "style", "shape", "mask_scale", "kernel", "strength", "save_masks", "save_json",
+          "codec", "crf", "preset", "audio", "threads", "workers", "shard", "max_frames", "progress")
+
+
+def run(args) -> int:
+    import sys
+
+    from ..anonymise import BlurConfig, anonymise
+    from ..config import load_config
+
+    overrides = {k: getattr(args, k) for k in FIELDS}
+    overrides["inputs"] = list(args.inputs)
+    cfg = load_config(BlurConfig, args.config, overrides)
+    summary = anonymise(cfg)
+    print(summary.format(), file=sys.stderr)
+    return summary.exit_code
