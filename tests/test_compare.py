@@ -267,3 +267,13 @@ def test_reid_column_says_how_to_install_when_dlib_is_missing(tmp_path, monkeypa
                                 threads=1, warmup=0, grid_images=0))
     value = load_summary(out)["methods"]["identity"]["metrics"]["dataset"]["reid_rate"]["all"]
     assert value == "unavailable (install unetblur[reid])"
+
+
+def test_composite_mode_runs_a_model_through_the_compositing_runtime(workspace, tmp_path):
+    pytest.importorskip("unetblur.runtime.composite")
+    base, root, _ = workspace
+    out = compare(CompareConfig(data=str(root), methods=(f"c={base / 'tiny.pt'}",), mode="composite",
+                                out=str(tmp_path / "o"), threads=1, warmup=0, grid_images=0, reid=False,
+                                full_res=False))
+    summary = load_summary(out)
+    assert summary["mode"] == "composite" and summary["methods"]["c"]["metrics"]["dataset"]["mse"]["all"] >= 0

@@ -64,7 +64,7 @@ class CompareConfig:
     threads:   intra-op threads for models and ONNX Runtime (0 = one per core); stated in the report.
     mode:      how U-Nets produce the image: raw (the thesis) or composite.
     device:    torch device for .pt models.
-    full_res:  also score the originals when the manifest has ``source_root`` (True) or not (False).
+    full_res:  also score the originals when the manifest names their folder (``source``/``source_root``).
     full_res_limit: at most this many originals (0 = as many as ``limit``).
     reid:      compute ``reid_rate`` when dlib is installed.
     warmup:    untimed runs of each method before timing.
@@ -216,19 +216,23 @@ def _dataset_cases(root: Path, split: str, limit: int, records: dict, settings: 
 def _original_cases(root: Path, manifest: dict, split: str, limit: int, records: dict, settings: BlurSettings,
                     skipped: list[str]) -> list[Case]:
     """Full-resolution cases: each original with its source faces; target = ``blur_faces`` at full size."""
-    source_root = manifest.get("source_root")
+    # `data build` records the photo folder as "source"; a hand-made manifest may say "source_root".
+    source_root = manifest.get("source_root") or manifest.get("source")
     if not source_root:
         return []
     source_root = Path(source_root)
     if not source_root.is_absolute():
         source_root = root / source_root
-    cases = []
+    if not source_root.is_dir():
+        return []
+    cases, seen = [], set()
     for sample in list_samples(root, split):
         if limit and len(cases) >= limit:
             break
         rec = records.get((split, sample.stem))
-        if not rec or not rec.get("source"):
-            continue
+        if not rec or not rec.get("source") or rec["source"] in seen:
+            continue  # crops of one photo share their original: score it once
+        seen.add(rec["source"])
         faces = _faces_of(rec, "source_faces")
         path = Path(rec["source"])
         path = path if path.is_absolute() else source_root / path

@@ -117,10 +117,7 @@ def _detector_blurrer(spec: str, settings: BlurSettings | None, name: str | None
 def _composite_blurrer(model: ImageModel, settings: BlurSettings | None, name: str | None, options: dict) -> Blurrer:
     # Hook for the full-resolution compositing runtime: it owns how a model's mask becomes a blur.
     try:
-        from .composite import CompositeBlurrer
+        from .composite import CompositingBlurrer
     except ImportError as exc:
         raise UnetblurError(f"composite mode is not available in this installation ({exc}); use mode=raw") from None
-    blurrer = CompositeBlurrer(model, settings=settings, **options)
-    if name:
-        blurrer.name = name
-    return blurrer
+    return CompositingBlurrer(model, settings, name=name, **options)
