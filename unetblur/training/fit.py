@@ -190,7 +190,8 @@ def _appending_csv_logger(out: Path):
                 self._experiment = AppendingWriter(log_dir=self.log_dir)
             return self._experiment
 
-    return AppendingCSVLogger(save_dir=str(out), name="", version="")
+    # Flush every logged row: a killed run keeps its curves up to the kill.
+    return AppendingCSVLogger(save_dir=str(out), name="", version="", flush_logs_every_n_steps=1)
 
 
 def _setup_file_log(out: Path) -> logging.Handler:

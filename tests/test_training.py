@@ -1,0 +1,241 @@
+"""Teacher training: one epoch on tiny synthetic data, resume after a hard kill, the time budget,
+losses, the over-fitting check, curves and config errors."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from unetblur.cli import main
+from unetblur.config import load_config
+from unetblur.errors import UnetblurError
+from unetblur.models import load_model
+from unetblur.training.curves import detect_overfitting, epoch_history, plot_curves
+from unetblur.training.fit import TrainConfig, build_teacher_module, fit, train
+from unetblur.training.losses import ReconstructionLoss, face_weighted_mse
+from unetblur.training.module import METRIC_NAMES
+
+from conftest import write_tiny_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), model="tiny", epochs=1, batch_size=4, progress=False,
+                accelerator="cpu", devices=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One epoch of the tiny U-Net on the 32×32 synthetic dataset (a few seconds)."""
+    root = tmp_path_factory.mktemp("train")
+    data = write_tiny_dataset(root / "ds")
+    return train(tiny_config(data, root / "run"))
+
+
+def read_header(path: Path) -> list[str]:
+    with path.open(newline="") as f:
+        return next(csv.reader(f))
+
+
+# ------------------------------------------------------------------ one epoch
+
+def test_one_epoch_writes_model_config_metrics_checkpoints_and_curves(trained_run):
+    for name in ("model.pt", "config.yaml", "metrics.csv", "train.log", "checkpoints/best.ckpt",
+                 "checkpoints/last.ckpt", "curves_mse.png", "curves_mae.png", "curves_lr.png"):
+        assert (trained_run / name).is_file(), name
+
+
+def test_metrics_csv_has_every_metric_for_train_and_val_and_the_learning_rate(trained_run):
+    header = set(read_header(trained_run / "metrics.csv"))
+    expected = {f"{split}/{m}" for split in ("train", "val") for m in (*METRIC_NAMES, "loss")} | {"lr"}
+    assert expected <= header, expected - header
+
+
+def test_model_file_holds_the_trained_weights_and_the_run_facts(trained_run):
+    model, meta = load_model(trained_run / "model.pt")
+    assert model.spec.describe() == "4-8 / 16"
+    assert meta["train_images"] == 8 and meta["val_images"] == 4 and meta["epochs_completed"] == 1
+    assert set(meta["val_metrics"]) >= {f"val/{m}" for m in METRIC_NAMES}
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_lightning_checkpoints_load_with_weights_only(trained_run):
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt = torch.load(trained_run / "checkpoints" / name, map_location="cpu", weights_only=True)
+        assert ckpt["global_step"] == 2 and "state_dict" in ckpt
+
+
+def test_saved_config_reloads_as_the_same_config(trained_run):
+    again = load_config(TrainConfig, [trained_run / "config.yaml"])
+    assert again == tiny_config(Path(again.data), Path(again.out))
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(trained_run):
+    cfg = load_config(TrainConfig, [trained_run / "config.yaml"])
+    with pytest.raises(UnetblurError, match="already holds a training run; pass --resume"):
+        train(cfg)
+
+
+def test_curves_can_be_plotted_from_a_run_folder_into_another_folder(trained_run, tmp_path):
+    written = plot_curves(trained_run, tmp_path)
+    assert sorted(p.name for p in written) == ["curves_lr.png", "curves_mae.png", "curves_mse.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+
+
+# ------------------------------------------------------------------ resume, time budget
+
+class RecordStart(pl.Callback):
+    def on_train_start(self, trainer, module):
+        self.step, self.epoch = trainer.global_step, trainer.current_epoch
+
+
+def test_resume_after_a_hard_kill_continues_the_global_step(tmp_path):
+    data = write_tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unetblur", "train", "--data", str(data), "--model", "tiny", "--out", str(out),
+         "--epochs", "1000", "--batch-size", "2", "--checkpoint-every-n-steps", "1", "--early-stop-patience", "0",
+         "--accelerator", "cpu", "--no-progress"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    try:
+        while True:  # 4 steps per epoch: wait until the run is inside its second epoch
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "training never reached step 6"
+            if last.is_file() and torch.load(last, weights_only=True)["global_step"] >= 6:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = torch.load(last, weights_only=True)["global_step"]
+
+    start = RecordStart()
+    fit(tiny_config(data, out, epochs=4, batch_size=2, resume=True, checkpoint_every_n_steps=1,
+                    early_stop_patience=0), build_teacher_module, callbacks=[start])
+    _, meta = load_model(out / "model.pt")
+    assert start.step == killed_at >= 6 and start.epoch >= 1
+    assert meta["global_step"] > killed_at and meta["epochs_completed"] == 4
+    assert [row["epoch"] for row in epoch_history(out / "metrics.csv")] == [0, 1, 2, 3]
+
+
+def test_resume_without_a_checkpoint_says_there_is_nothing_to_resume(tiny_dataset, tmp_path):
+    with pytest.raises(UnetblurError, match="nothing to resume"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", resume=True))
+
+
+def test_time_budget_stops_cleanly_and_still_writes_the_model(tiny_dataset, tmp_path):
+    out = train(tiny_config(tiny_dataset, tmp_path / "run", epochs=1000, batch_size=1, max_minutes=0.0001))
+    _, meta = load_model(out / "model.pt")
+    assert meta["stopped_by"] == "time budget" and meta["epochs_completed"] < 1000
+    assert meta["val_metrics"]["val/mse"] > 0
+
+
+# ------------------------------------------------------------------ mask channel, losses
+
+def test_mask_channel_is_trained_with_its_own_bce_term(tiny_dataset, tmp_path):
+    out = train(tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True))
+    assert "train/loss_mask_bce" in read_header(out / "metrics.csv")
+    model, _ = load_model(out / "model.pt")
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+
+
+def test_face_weighted_loss_with_weight_one_is_plain_mse(rng):
+    o, t = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    assert torch.allclose(face_weighted_mse(o, t, mask, 1.0), torch.nn.functional.mse_loss(o, t))
+
+
+def test_face_weighted_loss_counts_errors_inside_the_face_more():
+    t = torch.zeros(1, 3, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :] = 1
+    face_err, bg_err = t.clone(), t.clone()
+    face_err[..., 0, 0] = 1
+    bg_err[..., 3, 3] = 1
+    assert torch.isclose(face_weighted_mse(face_err, t, mask, 5.0), 5 * face_weighted_mse(bg_err, t, mask, 5.0))
+
+
+def test_ssim_term_is_added_and_reported_when_weighted():
+    loss_fn = ReconstructionLoss("mse", ssim_weight=0.5)
+    o, t = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    loss, parts = loss_fn(o, t, torch.zeros(1, 1, 16, 16))
+    assert torch.allclose(loss, parts["loss_mse"] + 0.5 * parts["loss_ssim"])
+
+
+# ------------------------------------------------------------------ over-fitting check
+
+def history(train_losses, val_losses):
+    return [{"epoch": i, "train/loss": a, "val/loss": b} for i, (a, b) in enumerate(zip(train_losses, val_losses))]
+
+
+def test_overfitting_is_reported_at_the_epoch_val_loss_stopped_improving():
+    found = detect_overfitting(history([5, 4, 3, 2, 1, 0.5], [5, 4, 3.5, 3.6, 3.8, 4.0]))
+    assert found["epoch"] == 2 and found["train_now"] == 0.5
+
+
+def test_no_overfitting_while_val_loss_keeps_improving():
+    assert detect_overfitting(history([5, 4, 3, 2, 1], [5, 4, 3, 2, 1])) is None
+
+
+# ------------------------------------------------------------------ config errors
+
+def test_unknown_key_in_a_config_file_suggests_the_right_one(tmp_path):
+    yaml_file = tmp_path / "t.yaml"
+    yaml_file.write_text("epoch: 3\n")
+    with pytest.raises(UnetblurError, match="unknown key 'epoch'; did you mean 'epochs'"):
+        load_config(TrainConfig, [yaml_file])
+
+
+def test_unknown_model_is_refused_before_the_run_folder_is_written(tiny_dataset, tmp_path):
+    with pytest.raises(UnetblurError, match="unknown model 'teacher2'"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", model="teacher2"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_zero_epochs_is_refused_with_the_value(tiny_dataset, tmp_path):
+    with pytest.raises(UnetblurError, match="epochs must be ≥ 1, got 0"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", epochs=0))
+
+
+def test_train_command_without_data_exits_2(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert "pass --data DIR" in capsys.readouterr().err
+
+
+def test_experiment_configs_load(tmp_path):
+    for path in ("experiments/thesis/teacher.yaml", "experiments/demo/teacher.yaml"):
+        cfg = load_config(TrainConfig, [ROOT / path])
+        assert cfg.epochs >= 1
+
+
+# ------------------------------------------------------------------ multi-process
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_and_writes_one_model(tmp_path):
+    data = write_tiny_dataset(tmp_path / "ds")
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, "-m", "unetblur", "train", "--data", str(data), "--model", "tiny", "--out", str(out),
+         "--epochs", "2", "--batch-size", "2", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+         "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, meta = load_model(out / "model.pt")
+    # 8 images, 2 per batch, split over 2 processes: 2 steps per epoch each.
+    assert meta["global_step"] == 4 and meta["epochs_completed"] == 2
