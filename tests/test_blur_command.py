@@ -1,0 +1,234 @@
+"""``unetblur blur`` end to end on generated media, with a torch-free stand-in U-Net (red pixels = face).
+
+Every test runs the real command line (``unetblur.cli.main``) and checks files on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_media import make_video, red_face_onnx, streams
+from unetblur import anonymise as anonymise_module
+from unetblur.cli import main
+from unetblur.io import read_image, write_image
+from unetblur.media import count_frames, probe_video
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return str(red_face_onnx(tmp_path_factory.mktemp("model") / "red.onnx"))
+
+
+def face_photo(seed: int = 0, size: tuple[int, int] = (64, 96)) -> np.ndarray:
+    """Textured background with one red "face" disc (what the stand-in model detects)."""
+    rng = np.random.default_rng(seed)
+    img = (rng.random((*size, 3)) * 60 + 60).astype(np.uint8)
+    cv2.circle(img, (30, 30), 14, (230, 30, 30), -1)
+    cv2.circle(img, (26, 26), 3, (10, 10, 10), -1)
+    return img
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def blur(*args) -> int:
+    return main(["blur", "--no-progress", *map(str, args)])
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_an_image_is_blurred_beside_itself_with_the_background_pixel_exact(tmp_path, model):
+    src = tmp_path / "photo.png"
+    write_image(src, face_photo())
+    before = digest(src)
+    assert blur(src, "--model", model, "--save-masks") == 0
+    out, mask = read_image(tmp_path / "photo_blurred.png"), read_image(tmp_path / "photo_blurred_mask.png")[..., 0]
+    original = read_image(src)
+    assert np.array_equal(out[mask == 0], original[mask == 0])
+    assert np.abs(out[20:40, 20:40].astype(int) - original[20:40, 20:40]).max() > 20
+    assert digest(src) == before
+
+
+def test_images_keep_their_format(tmp_path, model):
+    write_image(tmp_path / "photo.webp", face_photo())
+    assert blur(tmp_path / "photo.webp", "--model", model) == 0
+    assert Image.open(tmp_path / "photo_blurred.webp").format == "WEBP"
+
+
+def _jpeg_with_gps(path: Path) -> None:
+    img = Image.fromarray(face_photo())
+    exif = Image.Exif()
+    exif[0x010F] = "CameraMaker"
+    exif[0x8825] = {1: "N", 2: (1.0, 2.0, 3.0)}  # GPS IFD
+    img.save(path, exif=exif)
+
+
+def test_exif_and_gps_are_stripped_by_default(tmp_path, model):
+    _jpeg_with_gps(tmp_path / "p.jpg")
+    assert blur(tmp_path / "p.jpg", "--model", model) == 0
+    assert not Image.open(tmp_path / "p_blurred.jpg").getexif()
+
+
+def test_keep_metadata_keeps_exif(tmp_path, model):
+    _jpeg_with_gps(tmp_path / "p.jpg")
+    assert blur(tmp_path / "p.jpg", "--model", model, "--keep-metadata") == 0
+    assert Image.open(tmp_path / "p_blurred.jpg").getexif().get(0x010F) == "CameraMaker"
+
+
+def test_save_json_lists_the_blurred_regions_with_scores(tmp_path, model):
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--model", model, "--save-json") == 0
+    record = json.loads((tmp_path / "photo_blurred.json").read_text())
+    assert len(record["faces"]) == 1 and 0.5 <= record["faces"][0]["score"] <= 1
+    x1, y1, x2, y2 = record["regions"][0]["box"]
+    assert x1 <= 17 and y1 <= 17 and x2 >= 43 and y2 >= 43  # the disc (centre 30, radius 14) is inside
+
+
+def test_a_folder_is_blurred_into_a_sibling_folder_keeping_the_tree(tmp_path, model):
+    src = tmp_path / "photos"
+    write_image(src / "a.png", face_photo(1))
+    write_image(src / "trip" / "day1" / "b.jpg", face_photo(2))
+    before = {p: digest(p) for p in src.rglob("*") if p.is_file()}
+    assert blur(src, "--model", model, "--recursive") == 0
+    out = tmp_path / "photos_blurred"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.png", "trip/day1/b.jpg"]
+    assert {p: digest(p) for p in src.rglob("*") if p.is_file()} == before
+
+
+def test_without_recursive_only_the_top_level_of_a_folder_is_processed(tmp_path, model):
+    write_image(tmp_path / "in" / "a.png", face_photo())
+    write_image(tmp_path / "in" / "sub" / "b.png", face_photo())
+    assert blur(tmp_path / "in", "--model", model, "-o", tmp_path / "out") == 0
+    assert [p.name for p in (tmp_path / "out").rglob("*.png")] == ["a.png"]
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_reprocessed(tmp_path, model):
+    write_image(tmp_path / "in" / "a.png", face_photo())
+    assert blur(tmp_path / "in", "--model", model, "--recursive", "-o", tmp_path / "in" / "out") == 0
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == ["in/a.png", "in/out/a.png"]
+
+
+def test_shards_split_a_folder_without_overlap(tmp_path, model):
+    for i in range(5):
+        write_image(tmp_path / "in" / f"{i}.png", face_photo(i))
+    for shard in ("0/2", "1/2"):
+        assert blur(tmp_path / "in", "--model", model, "-o", tmp_path / "out", "--shard", shard) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i}.png" for i in range(5)]
+
+
+def test_a_bad_file_in_a_batch_is_skipped_listed_and_exits_1(tmp_path, model, capsys):
+    write_image(tmp_path / "in" / "good.png", face_photo())
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    assert blur(tmp_path / "in", "--model", model) == 1
+    err = capsys.readouterr().err
+    assert "1 written, 1 skipped" in err and "broken.jpg" in err
+    assert (tmp_path / "in_blurred" / "good.png").exists()
+    assert not (tmp_path / "in_blurred" / "broken.jpg").exists()
+
+
+# --------------------------------------------------------------------------- safety
+
+
+def test_an_input_is_never_overwritten(tmp_path, model, capsys):
+    src = tmp_path / "photo.png"
+    write_image(src, face_photo())
+    before = digest(src)
+    assert blur(src, "--model", model, "-o", src, "--overwrite") == 2
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert digest(src) == before
+
+
+def test_an_input_is_not_overwritten_through_a_symlink(tmp_path, model):
+    src = tmp_path / "photo.png"
+    write_image(src, face_photo())
+    before = digest(src)
+    os.symlink(src, tmp_path / "link.png")
+    assert blur(src, "--model", model, "-o", tmp_path / "link.png", "--overwrite") == 2
+    assert digest(src) == before
+
+
+def test_an_existing_output_needs_overwrite(tmp_path, model, capsys):
+    write_image(tmp_path / "photo.png", face_photo())
+    (tmp_path / "photo_blurred.png").write_bytes(b"keep me")
+    assert blur(tmp_path / "photo.png", "--model", model) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "photo_blurred.png").read_bytes() == b"keep me"
+    assert blur(tmp_path / "photo.png", "--model", model, "--overwrite") == 0
+    assert (tmp_path / "photo_blurred.png").read_bytes() != b"keep me"
+
+
+def test_without_a_packaged_model_model_is_required_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", tmp_path / "absent.onnx")
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png") == 2
+    err = capsys.readouterr().err
+    assert "pass --model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_packaged_model_is_used_by_default_when_installed(tmp_path, monkeypatch, model):
+    monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", Path(model))
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png") == 0
+    assert (tmp_path / "photo_blurred.png").exists()
+
+
+def test_an_unreadable_stream_url_is_one_error_line_and_exit_2(tmp_path, model, capsys):
+    assert blur("rtsp://127.0.0.1:9/nothing", "--model", model, "-o", tmp_path / "rec.mp4") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot open the stream" in err[0]
+    assert not (tmp_path / "rec.mp4").exists()
+
+
+# --------------------------------------------------------------------------- video
+
+
+def test_a_video_keeps_frame_count_rate_and_audio_and_the_input_is_untouched(tmp_path, model):
+    src = make_video(tmp_path / "clip.mp4", rate="12")
+    before = digest(src)
+    assert blur(src, "--model", model) == 0
+    out = tmp_path / "clip_blurred.mp4"
+    assert count_frames(out) == count_frames(src) == 10
+    assert probe_video(out).fps == 12.0
+    assert "Audio:" in streams(out)
+    assert digest(src) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_a_video_without_audio_works(tmp_path, model):
+    src = make_video(tmp_path / "silent.mp4", audio=False)
+    assert blur(src, "--model", model) == 0
+    out = tmp_path / "silent_blurred.mp4"
+    assert count_frames(out) == 10 and "Audio:" not in streams(out)
+
+
+def test_no_audio_drops_the_audio(tmp_path, model):
+    src = make_video(tmp_path / "clip.mp4")
+    assert blur(src, "--model", model, "--no-audio") == 0
+    assert "Audio:" not in streams(tmp_path / "clip_blurred.mp4")
+
+
+def test_video_audit_writes_a_mask_video_and_one_json_line_per_frame(tmp_path, model):
+    src = make_video(tmp_path / "clip.mp4", audio=False)
+    assert blur(src, "--model", model, "--save-masks", "--save-json") == 0
+    assert count_frames(tmp_path / "clip_blurred_mask.mp4") == 10
+    lines = (tmp_path / "clip_blurred.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(10))
+
+
+def test_a_corrupt_video_in_a_batch_is_skipped(tmp_path, model, capsys):
+    make_video(tmp_path / "in" / "good.mp4", audio=False)
+    (tmp_path / "in" / "bad.mp4").write_bytes(b"\x00" * 500)
+    assert blur(tmp_path / "in", "--model", model) == 1
+    assert "bad.mp4" in capsys.readouterr().err
+    assert count_frames(tmp_path / "in_blurred" / "good.mp4") == 10
+    assert not (tmp_path / "in_blurred" / "bad.mp4").exists()
