@@ -207,3 +207,25 @@ def test_listing_skips_hidden_temporaries(tmp_path):
     (tmp_path / ".a.123-x.part.png").write_bytes(b"")
     assert [p.name for p in uio.list_images(tmp_path)] == ["a.png"]
     assert [p.name for p in uio.iter_images(tmp_path)] == ["a.png"]
+
+
+def test_a_full_disk_while_writing_names_the_output_not_the_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from unetblur.errors import UnetblurError
+
+    def full(self, fp, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    with pytest.raises(UnetblurError, match=r"out\.png: cannot write \(No space left on device\)"):
+        uio.write_image(tmp_path / "out.png", bad.photo())
+    assert bad.files_under(tmp_path) == []
+
+
+def test_an_output_folder_that_cannot_be_created_is_one_clear_error(tmp_path):
+    from unetblur.errors import UnetblurError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UnetblurError, match="cannot write here"):
+        uio.write_image(tmp_path / "file" / "sub" / "out.png", bad.photo())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -24,22 +25,33 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         raise UnetblurError(f"{path}: output exists; pass --overwrite to replace it")
     if path.is_dir():
         raise UnetblurError(f"{path}: is a folder; give a file name for this output")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries_once(path.parent)
-    # The pid in the name lets a later run tell a temporary of a killed process (safe to delete)
-    # from one a live process is still writing.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    # mkstemp creates the file 0600; outputs get the ordinary permissions the umask allows.
-    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries_once(path.parent)
+        # The pid in the name lets a later run tell a temporary of a killed process (safe to delete)
+        # from one a live process is still writing.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f".part{path.suffix}",
+                                   dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise UnetblurError(f"{path}: cannot write here ({exc.strerror or exc}); choose another output") from None
+    tmp_path = Path(tmp)
+    try:
+        # mkstemp creates the file 0600; outputs get the ordinary permissions the umask allows.
+        os.chmod(tmp_path, 0o666 & ~_umask())
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+        if (isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+                and exc.filename in (None, str(tmp_path), str(path))):
+            # Disk full, quota, permissions changed mid-run: name the output, not our temporary.
+            raise UnetblurError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
 
 
 def _umask() -> int:
