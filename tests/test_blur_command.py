@@ -232,3 +232,45 @@ def test_a_corrupt_video_in_a_batch_is_skipped(tmp_path, model, capsys):
     assert "bad.mp4" in capsys.readouterr().err
     assert count_frames(tmp_path / "in_blurred" / "good.mp4") == 10
     assert not (tmp_path / "in_blurred" / "bad.mp4").exists()
+
+
+# --------------------------------------------------------------------------- streams (fail closed)
+
+
+class RecordingFlakyBlurrer:
+    """Halves pixel values; fails on the 3rd call; records whether the output file existed at each call."""
+
+    name = "flaky"
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.calls = 0
+        self.output_existed: list[bool] = []
+
+    def __call__(self, image, faces=None):
+        from unetblur.runtime.base import BlurResult
+
+        self.calls += 1
+        self.output_existed.append(any(self.output.parent.glob(f".{self.output.stem}*")) or self.output.exists())
+        if self.calls == 3:
+            raise RuntimeError("inference failed")
+        return BlurResult(image // 2, np.zeros(image.shape[:2], np.float32), [])
+
+
+def test_a_stream_is_warmed_before_its_output_opens_and_failed_frames_are_black(tmp_path):
+    from unetblur.anonymise import BlurConfig, Summary, blur_stream
+    from unetblur.media import VideoReader
+
+    src = make_video(tmp_path / "camera.mp4", audio=False)  # OpenCV reads a file like a stream
+    out = tmp_path / "rec.mp4"
+    blurrer = RecordingFlakyBlurrer(out)
+    summary = Summary()
+    frames = blur_stream(blurrer, str(src), out, BlurConfig(hold_frames=0, max_frames=6, progress=False,
+                                                            codec="libx264", crf=0), summary)
+    assert frames == 6 and count_frames(out) == 6
+    assert blurrer.output_existed[0] is False  # the warm-up call ran before any output existed
+    # Call 1 is the warm-up, so call 3 (the failure) is the 2nd frame: written black, never the original.
+    peaks = [int(frame.max()) for frame in VideoReader(out)]
+    assert peaks[1] < 20
+    assert all(60 < p < 200 for i, p in enumerate(peaks) if i != 1)  # the others: halved pixels (source peaks at 255)
+    assert summary.black_frames == 1
