@@ -236,25 +236,40 @@ class CenterFaceDetector:
 # --------------------------------------------------------------------------- Haar
 
 class HaarDetector:
-    """OpenCV's bundled frontal-face Haar cascade (a classic, fast, weak baseline).
+    """A classic cascade baseline: OpenCV's bundled frontal-face Haar cascade.
 
-    ``input_scale`` resizes the image before detection, like CenterFace's detection scale.
-    Scores are 1.0 (the cascade gives none).
+    OpenCV 5 dropped ``CascadeClassifier`` and its cascade files. There the detector falls back to
+    OpenCV's LBP frontal-face cascade that scikit-image ships (``lbpcascade_frontalface_opencv.xml``),
+    run by ``skimage.feature.Cascade``; ``name`` then reads ``lbpcascade`` so reports say which ran.
+    That fallback is slow on large frames (≈4–7 s for a 1024 px photo on one core): use
+    ``input_scale`` (``haar@0.5``) there. Scores are 1.0 (cascades give none).
     """
 
     def __init__(self, input_scale: float = 1.0, scale_factor: float = 1.1, min_neighbors: int = 5,
                  min_size: int = 12):
         if not input_scale > 0:
             raise UnetblurError(f"Haar input_scale must be positive, got {input_scale}")
-        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-        self.cascade = cv2.CascadeClassifier(path)
-        if self.cascade.empty():
-            raise UnetblurError(f"cannot load OpenCV's Haar cascade from {path}; reinstall opencv")
         self.input_scale = float(input_scale)
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
-        self.name = "haar" if input_scale == 1.0 else f"haar@{input_scale:g}"
+        self.cascade = None
+        if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data"):
+            path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+            cascade = cv2.CascadeClassifier(path)
+            if not cascade.empty():
+                self.cascade, self.backend = cascade, "opencv-haar"
+        if self.cascade is None:
+            try:
+                from skimage.data import lbp_frontal_face_cascade_filename
+                from skimage.feature import Cascade
+            except ImportError:
+                raise UnetblurError(f"this OpenCV ({cv2.__version__}) has no Haar cascades and scikit-image (which "
+                                    "ships OpenCV's LBP face cascade) is not installed; pip install scikit-image, "
+                                    "or use --detector centerface") from None
+            self.cascade, self.backend = Cascade(lbp_frontal_face_cascade_filename()), "skimage-lbp"
+        base = "haar" if self.backend == "opencv-haar" else "lbpcascade"
+        self.name = base if input_scale == 1.0 else f"{base}@{input_scale:g}"
 
     def detect(self, image: np.ndarray) -> list[Face]:
         _check_image(image)
@@ -264,10 +279,22 @@ class HaarDetector:
         if s != 1.0:
             gray = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))),
                               interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(self.min_size, self.min_size))
+        if self.backend == "opencv-haar":
+            found = self.cascade.detectMultiScale(gray, scaleFactor=self.scale_factor,
+                                                  minNeighbors=self.min_neighbors,
+                                                  minSize=(self.min_size, self.min_size))
+            boxes = [tuple(map(float, b)) for b in (found if len(found) else [])]
+        else:
+            side = min(gray.shape[:2])
+            if side < self.min_size:
+                return []
+            found = self.cascade.detect_multi_scale(
+                img=gray.astype(np.float32) / 255.0, scale_factor=self.scale_factor + 0.1, step_ratio=1,
+                min_size=(self.min_size, self.min_size), max_size=(side, side),
+                min_neighbor_number=max(1, self.min_neighbors - 2))
+            boxes = [(float(d["c"]), float(d["r"]), float(d["width"]), float(d["height"])) for d in found]
         faces = []
-        for x, y, bw, bh in (found if len(found) else []):
+        for x, y, bw, bh in boxes:
             face = Face.from_xywh(x / s, y / s, bw / s, bh / s).clipped(w, h)
             if face is not None:
                 faces.append(face)
