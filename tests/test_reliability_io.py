@@ -229,3 +229,12 @@ def test_an_output_folder_that_cannot_be_created_is_one_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UnetblurError, match="cannot write here"):
         uio.write_image(tmp_path / "file" / "sub" / "out.png", bad.photo())
+
+
+@pytest.mark.parametrize("make", [bad.make_grayscale, bad.make_rgba, bad.make_cmyk_jpeg, bad.make_exif_rotated,
+                                  bad.make_png16, bad.make_odd_sized], ids=["L", "RGBA", "CMYK", "EXIF", "I;16", "RGB"])
+def test_read_arrays_are_writable_so_torch_and_opencv_can_use_them(tmp_path, make):
+    path = make(tmp_path)
+    path = path[0] if isinstance(path, tuple) else path
+    assert uio.read_image(path).flags.writeable
+    assert uio.read_mask(path).flags.writeable

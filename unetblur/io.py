@@ -134,8 +134,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     decoding, so a decompression bomb costs no memory). Memory while decoding is about 3 bytes per
     pixel for the result plus one decoded copy (4 bytes per pixel for 16-bit images).
     """
-    path = Path(path)
-    return np.ascontiguousarray(_to_rgb_uint8(_decode(path, "image")))
+    arr = np.ascontiguousarray(_to_rgb_uint8(_decode(path, "image")))
+    # np.asarray over a Pillow image is a read-only view; callers draw on, augment and hand
+    # these arrays to torch, so they get an ordinary writable array.
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -143,8 +145,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     :func:`read_image` (empty, corrupt, too large) and EXIF orientation applied."""
     img = _decode(path, "mask")
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return _to_rgb_uint8(img)[..., 0].copy()
-    return np.asarray(img.convert("L")).copy()
+        return np.ascontiguousarray(_to_rgb_uint8(img)[..., 0])
+    return np.array(img.convert("L"))
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95, exif: bytes | None = None) -> None:
