@@ -50,7 +50,7 @@ class CompositingBlurrer:
             masks OR-ed. ``(1.0, 0.5)`` adds a half-resolution pass that sees faces larger than the
             network's receptive field at a size it was trained on.
         dilate: grow the face mask by this many full-resolution pixels before blurring (safety margin).
-        min_area: components smaller than this many *working-resolution* pixels are noise and dropped.
+        min_area: components smaller than this many working-resolution pixels are noise and dropped.
         region: ``face`` or ``mask`` (see :data:`REGIONS`).
         diff_threshold: 0-255 threshold of the difference mask for models without a mask channel.
         name: shown in reports (default ``<model>+composite``).
@@ -87,9 +87,14 @@ class CompositingBlurrer:
     # ------------------------------------------------------------------ mask
 
     def face_probability(self, image: np.ndarray) -> np.ndarray:
-        """HW float32 in [0, 1] at the image's resolution: max over the passes of the upsampled mask."""
+        """HW float32 in [0, 1] at the *working* resolution: max over the passes (smaller passes upsampled).
+
+        Components are found at this resolution and only each face's box is upsampled to full
+        resolution, so the cost beyond the network grows with face area, not with frame size.
+        """
         h, w = image.shape[:2]
         base = working_scale(h, w, self.working_size)
+        size0 = (max(1, round(w * base)), max(1, round(h * base)))
         prob = None
         for s in self.scales:
             f = base * s
@@ -101,32 +106,52 @@ class CompositingBlurrer:
             if mask is None:
                 mask = difference_mask(small, rgb, self.diff_threshold)
             mask = np.asarray(mask, np.float32)
-            if mask.shape != (h, w):
-                mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+            if (mask.shape[1], mask.shape[0]) != size0:
+                mask = cv2.resize(mask, size0, interpolation=cv2.INTER_LINEAR)
             prob = mask if prob is None else np.maximum(prob, mask)
         return prob
 
-    def components(self, prob: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, tuple[int, int, int, int], float]]]:
-        """Binary face mask (HW bool) and its components as ``(pixels bool crop, (x1, y1, x2, y2), peak prob)``."""
+    def components(self, prob: np.ndarray, full_hw: tuple[int, int]):
+        """Connected components of ``prob ≥ threshold`` (working resolution) as full-resolution pieces:
+        a list of ``(pixels bool crop, (x1, y1, x2, y2) full-res box of the crop, peak prob)``."""
+        H, W = full_hw
+        h0, w0 = prob.shape
+        sx, sy = W / w0, H / h0
         binary = (prob >= self.threshold).astype(np.uint8)
-        if self.dilate:
-            k = 2 * self.dilate + 1
-            binary = cv2.dilate(binary, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        h, w = prob.shape
-        # min_area is in working pixels: scale it to the frame so a threshold means the same at any size.
-        f = working_scale(h, w, self.working_size) * min(self.scales)
-        min_area = self.min_area / max(f * f, 1e-6)
+        pad = self.dilate
         out = []
         for i in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < min_area:
-                binary[labels == i] = 0
+            if area < self.min_area:
                 continue
-            crop = labels[y:y + bh, x:x + bw] == i
-            peak = float(prob[y:y + bh, x:x + bw][crop].max())
-            out.append((crop, (x, y, x + bw, y + bh), min(1.0, peak)))
-        return binary.astype(bool), out
+            # One working pixel of margin: bilinear upsampling spreads a pixel's value that far.
+            lx1, ly1, lx2, ly2 = max(0, x - 1), max(0, y - 1), min(w0, x + bw + 1), min(h0, y + bh + 1)
+            local = np.where(labels[ly1:ly2, lx1:lx2] == i, prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
+            peak = float(local.max())
+            X1, Y1 = int(np.floor(lx1 * sx)), int(np.floor(ly1 * sy))
+            X2, Y2 = min(W, int(np.ceil(lx2 * sx))), min(H, int(np.ceil(ly2 * sy)))
+            if (sx, sy) != (1.0, 1.0):
+                # Sample the low-res map at full-res pixel centres (same geometry as a whole-frame resize).
+                xs = ((np.arange(X1, X2) + 0.5) / sx - 0.5 - lx1).astype(np.float32)
+                ys = ((np.arange(Y1, Y2) + 0.5) / sy - 0.5 - ly1).astype(np.float32)
+                mx, my = np.meshgrid(xs, ys)
+                local = cv2.remap(local, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            crop = local >= self.threshold
+            if pad:
+                k = 2 * pad + 1
+                X1p, Y1p, X2p, Y2p = max(0, X1 - pad), max(0, Y1 - pad), min(W, X2 + pad), min(H, Y2 + pad)
+                grown = np.zeros((Y2p - Y1p, X2p - X1p), np.uint8)
+                grown[Y1 - Y1p:Y1 - Y1p + crop.shape[0], X1 - X1p:X1 - X1p + crop.shape[1]] = crop
+                crop = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+                X1, Y1, X2, Y2 = X1p, Y1p, X2p, Y2p
+            ys_, xs_ = np.nonzero(crop)
+            if ys_.size == 0:
+                continue
+            # Tighten to the pixels actually set, so the box is the component's own.
+            cy1, cy2, cx1, cx2 = int(ys_.min()), int(ys_.max()) + 1, int(xs_.min()), int(xs_.max()) + 1
+            out.append((crop[cy1:cy2, cx1:cx2], (X1 + cx1, Y1 + cy1, X1 + cx2, Y1 + cy2), min(1.0, peak)))
+        return out
 
     def face_from_box(self, box: tuple[int, int, int, int], score: float) -> Face:
         """The face a component box implies: the box shrunk by ``mask_scale`` about its centre (the
@@ -142,34 +167,37 @@ class CompositingBlurrer:
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
                                 f"of shape {getattr(image, 'shape', None)}")
-        prob = self.face_probability(image)
-        _, comps = self.components(prob)
-        out, union, found = composite_faces(image, comps, self, prob)
-        return BlurResult(out, union.astype(np.float32), found)
+        comps = self.components(self.face_probability(image), image.shape[:2])
+        out, union, found = composite_faces(image, comps, self)
+        return BlurResult(out, union, found)
 
 
-def composite_faces(image: np.ndarray, comps, blurrer: CompositingBlurrer, prob: np.ndarray | None = None):
-    """Blend a full-resolution blur into ``image`` over each component; returns (image, union mask bool, faces)."""
+def composite_faces(image: np.ndarray, comps, blurrer: CompositingBlurrer):
+    """Blend a full-resolution blur into a copy of ``image`` over each component.
+
+    Returns ``(image, mask, faces)``: HWC uint8, HW float32 {0, 1} union of the blurred regions, and
+    one face per component. Work is confined to each face's box, so it is independent of frame size.
+    """
     h, w = image.shape[:2]
     out = image.copy()
-    union = np.zeros((h, w), bool)
+    union = np.zeros((h, w), np.float32)
     found: list[Face] = []
     settings = blurrer.settings
     for crop, (x1, y1, x2, y2), score in comps:
         face = blurrer.face_from_box((x1, y1, x2, y2), score)
         found.append(face)
         if blurrer.region == "face":
-            region = face_mask((h, w), face, settings) > 0
-            region[y1:y2, x1:x2] |= crop
-            ys, xs = np.nonzero(region[max(0, y1 - (y2 - y1)):y2 + (y2 - y1), max(0, x1 - (x2 - x1)):x2 + (x2 - x1)])
-            oy, ox = max(0, y1 - (y2 - y1)), max(0, x1 - (x2 - x1))
-            X1, Y1, X2, Y2 = int(xs.min()) + ox, int(ys.min()) + oy, int(xs.max()) + ox + 1, int(ys.max()) + oy + 1
-            sel = region[Y1:Y2, X1:X2]
+            # The face's blur_faces region, drawn on a window around the component (margin for rounding).
+            m = 2 + int(np.ceil(max(x2 - x1, y2 - y1) * 0.05))
+            X1, Y1, X2, Y2 = max(0, x1 - m), max(0, y1 - m), min(w, x2 + m), min(h, y2 + m)
+            local = Face(face.x1 - X1, face.y1 - Y1, face.x2 - X1, face.y2 - Y1, face.score)
+            sel = face_mask((Y2 - Y1, X2 - X1), local, settings) > 0
+            sel[y1 - Y1:y2 - Y1, x1 - X1:x2 - X1] |= crop
         else:
             X1, Y1, X2, Y2, sel = x1, y1, x2, y2, crop
         patch = blur_patch(image, X1, Y1, X2, Y2, face.size, settings)
         out[Y1:Y2, X1:X2][sel] = patch[sel]
-        union[Y1:Y2, X1:X2] |= sel
+        union[Y1:Y2, X1:X2][sel] = 1.0
     return out, union, found
 
 
