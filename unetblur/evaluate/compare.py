@@ -9,7 +9,7 @@ manifest points to them), with cost (parameters, MACs, file size, latency).
 * ``report.md`` / ``report.html`` (self-contained, graphs inlined) and the graph PNGs
 
 Aggregation: whole-image and face/background errors are the mean over images of per-image values
-(images whose region is empty are left out, see ``metrics``); per-face metrics
+(images whose region is empty are left out, see ``metrics``); PSNR is that of the mean MSE; per-face metrics
 (``blur_completeness``, ``coverage_recall``, ``reid_rate`` and the per-bucket ``mse_face``/``mae_face``,
 each over that face's own mask) are pooled over faces, by face-width bucket in original-image pixels.
 """
@@ -297,6 +297,9 @@ def _reid_rate(distances: Sequence[float]) -> float:
 def _summarise(scores: Scores, reid_off: str | None) -> dict[str, dict[str, Any]]:
     """metric → bucket → value. ``reid_off``: None when reid ran, else the text its column shows."""
     out: dict[str, dict[str, Any]] = {name: {ALL: _nanmean(vals)} for name, vals in scores.per_image.items()}
+    # PSNR of the mean MSE: a mean of per-image PSNRs is +inf as soon as one image is exact.
+    out["psnr"][ALL] = M.psnr_from_mse(out["mse"][ALL])
+    out["psnr_bg"][ALL] = M.psnr_from_mse(out["mse_bg"][ALL])
     buckets = [ALL] + M.bucket_names()
     idx_by_bucket = {b: [] for b in buckets}
     for i, w in enumerate(scores.widths):
@@ -466,8 +469,10 @@ def compare(config: CompareConfig) -> Path:
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_methods: dict[str, Any] = {}
-    for name, spec in methods:
-        blurrer = open_blurrer(spec, settings, name=name, mode=config.mode, device=config.device, threads=threads)
+    # Open every method before scoring any, so a bad spec fails in seconds, not after an hour of scoring.
+    blurrers = [open_blurrer(spec, settings, name=name, mode=config.mode, device=config.device, threads=threads)
+                for name, spec in methods]
+    for (name, spec), blurrer in zip(methods, blurrers):
         metrics_by_res, latency = {}, {}
         for res, items in cases.items():
             for _ in range(config.warmup):

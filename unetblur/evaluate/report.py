@@ -103,7 +103,8 @@ def sections(summary: dict) -> list[tuple[str, str, list[Table]]]:
             continue
         n = summary.get("images", {}).get(res, "?")
         out.append((f"Quality {label}",
-                    f"{n} images. Errors against the target, values in [0, 1]; PSNR in dB (∞: identical). "
+                    f"{n} images. Errors against the target (mean over images), values in [0, 1]; PSNR in dB of the mean "
+                    "MSE (∞: identical). "
                     "face = inside the ground-truth face mask, bg = outside it. Lower is better except PSNR and SSIM.",
                     [quality_table(summary, res)]))
         out.append((f"Privacy {label}",
@@ -118,7 +119,7 @@ def sections(summary: dict) -> list[tuple[str, str, list[Table]]]:
                      bucket_table(summary, res, "reid_rate")]))
     out.append(("Cost",
                 f"Latency: median over the images after {summary.get('config', {}).get('warmup', '?')} warm-up runs, "
-                f"{summary.get('threads', '?')} threads, on {summary.get('machine', {}).get('cpu_count', '?')} CPU "
+                f"{summary.get('threads', '?')} thread(s), on {summary.get('machine', {}).get('cpu_count', '?')} CPU "
                 f"cores ({summary.get('machine', {}).get('processor', '?')}). Detector latency includes the blur.",
                 [cost_table(summary)]))
     return out
