@@ -136,11 +136,15 @@ def rebuild(model: UNet) -> UNet:
 # ---------------------------------------------------------------------------------------------- cost
 
 
-def spec_cost(spec: UNetSpec, size: int) -> dict:
-    """Parameters and MACs (at ``size``×``size``) of a spec, measured on a meta-device model (no memory, fast)."""
+def spec_cost(spec: UNetSpec, size: int, *, macs: bool = True) -> dict:
+    """Parameters and MACs (at ``size``×``size``; skipped when ``macs`` is False) of a spec, measured on a
+    meta-device model (no memory, no arithmetic)."""
     with torch.device("meta"):
         model = UNet(spec)
-    return {"parameters": sum(p.numel() for p in model.parameters()), "macs": count_macs(model, size, size)}
+    cost = {"parameters": sum(p.numel() for p in model.parameters())}
+    if macs:
+        cost["macs"] = count_macs(model, size, size)
+    return cost
 
 
 # ---------------------------------------------------------------------------------------------- importance
@@ -270,7 +274,8 @@ def _check_config(cfg: PruneConfig) -> None:
 def _search_ratio(spec: UNetSpec, scores: list[torch.Tensor], cfg: PruneConfig, size: int) -> tuple[float, list[int]]:
     """The smallest ratio whose widths fit the budget (bisection; cost only falls as the ratio grows)."""
     key, budget = ("parameters", cfg.budget_params) if cfg.budget_params is not None else ("macs", cfg.budget_macs)
-    cost = lambda r: spec_cost(spec_with_widths(spec, _widths_for(r, scores, cfg)), size)[key]  # noqa: E731
+    cost = lambda r: spec_cost(spec_with_widths(spec, _widths_for(r, scores, cfg)), size,  # noqa: E731
+                               macs=key == "macs")[key]
     if cost(0.0) <= budget:
         return 0.0, _widths_for(0.0, scores, cfg)
     hi = cfg.max_ratio if cfg.scope == "local" else 1.0 - 1e-9
