@@ -274,3 +274,48 @@ def test_a_stream_is_warmed_before_its_output_opens_and_failed_frames_are_black(
     assert peaks[1] < 20
     assert all(60 < p < 200 for i, p in enumerate(peaks) if i != 1)  # the others: halved pixels (source peaks at 255)
     assert summary.black_frames == 1
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_skip_existing_resumes_a_batch_without_touching_finished_outputs(tmp_path, model, capsys):
+    for i in range(3):
+        write_image(tmp_path / "in" / f"{i}.png", face_photo(i))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "1.png").write_bytes(b"done before")
+    assert blur(tmp_path / "in", "--model", model, "-o", tmp_path / "out", "--skip-existing") == 0
+    assert (tmp_path / "out" / "1.png").read_bytes() == b"done before"
+    assert (tmp_path / "out" / "0.png").exists() and (tmp_path / "out" / "2.png").exists()
+    assert "1 already done" in capsys.readouterr().err
+
+
+def test_several_inputs_with_a_file_name_as_output_are_refused(tmp_path, model, capsys):
+    write_image(tmp_path / "a.png", face_photo())
+    write_image(tmp_path / "b.png", face_photo())
+    assert blur(tmp_path / "a.png", tmp_path / "b.png", "--model", model, "-o", tmp_path / "x.png") == 2
+    assert "must be a folder" in capsys.readouterr().err
+
+
+def test_working_size_and_scales_reach_the_compositing_blurrer(tmp_path, model):
+    from unetblur.anonymise import BlurConfig, open_blurrer_for
+
+    blurrer = open_blurrer_for(BlurConfig(model=model, working_size=48, scales=(1.0, 0.5), dilate=2))
+    assert (blurrer.working_size, blurrer.scales, blurrer.dilate) == (48, (1.0, 0.5), 2)
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--model", model, "--working-size", "48", "--scales", "1,0.5") == 0
+    out = read_image(tmp_path / "photo_blurred.png")
+    assert np.abs(out[20:40, 20:40].astype(int) - face_photo()[20:40, 20:40]).max() > 20
+
+
+def test_raw_mode_returns_the_networks_own_output(tmp_path, model):
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--model", model, "--mode", "raw") == 0
+    # The stand-in network passes RGB through unchanged: raw mode blurs nothing.
+    assert np.array_equal(read_image(tmp_path / "photo_blurred.png"), face_photo())
+
+
+def test_a_detector_baseline_can_be_the_model(tmp_path):
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--model", "centerface", "--save-json") == 0
+    assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"] == "centerface"

@@ -56,6 +56,7 @@ class BlurConfig:
     mode: str = "composite"                # U-Nets: composite (full-res blur, sharp background) or raw (thesis)
     recursive: bool = False
     overwrite: bool = False
+    skip_existing: bool = False            # leave existing outputs alone and move on (resume a batch/shard)
     keep_metadata: bool = False
     working_size: int | None = None        # composite: longer side the network runs at (None: native)
     scales: tuple[float, ...] = (1.0,)     # composite: extra passes at these fractions of the working size
@@ -89,6 +90,7 @@ class Summary:
     """What a run did: outputs written, inputs skipped (with the reason), frames and time."""
 
     written: list[tuple[str, str]] = field(default_factory=list)   # (input, output)
+    existing: list[tuple[str, str]] = field(default_factory=list)  # (input, output) left alone (skip_existing)
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (input, reason)
     frames: int = 0
     black_frames: int = 0          # streams: frames blacked out because inference failed (fail closed)
@@ -101,6 +103,7 @@ class Summary:
 
     def format(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped"
+                 + (f", {len(self.existing)} already done" if self.existing else "")
                  + (f", {self.frames} frames" if self.frames else "")
                  + (f", {self.black_frames} frames blacked out (inference failed)" if self.black_frames else "")
                  + f" in {self.seconds:.1f} s"]
@@ -176,6 +179,8 @@ def plan_jobs(cfg: BlurConfig, skipped: list) -> Iterator[Job]:
     inputs = list(cfg.inputs)
     out = Path(cfg.output) if cfg.output and "://" not in cfg.output else None
     single = len(inputs) == 1
+    if out is not None and not single and out.suffix and not out.is_dir() and _is_media_name(out):
+        raise UnetblurError(f"-o {out}: with several inputs, -o must be a folder (got a file name)")
     out_is_file = out is not None and single and bool(out.suffix) and not out.is_dir()
     for text in inputs:
         try:
@@ -201,6 +206,12 @@ def plan_jobs(cfg: BlurConfig, skipped: list) -> Iterator[Job]:
         else:
             target = out if out_is_file else default_output(text, out)
             yield Job(kind, text, target)
+
+
+def _is_media_name(path: Path) -> bool:
+    from .media import is_video_path
+
+    return _is_image(path) or is_video_path(path)
 
 
 def _is_image(path: Path) -> bool:
@@ -507,6 +518,10 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
             if shard is not None and index % shard[1] != shard[0]:
                 continue
             jobs_seen += 1
+            if cfg.skip_existing and isinstance(job.output, Path) and job.output.exists() \
+                    and not same_file(job.source, job.output):
+                summary.existing.append((job.source, str(job.output)))
+                continue
             try:
                 check_output(job, cfg.overwrite)
             except BadInputError as exc:

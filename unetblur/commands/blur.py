@@ -35,6 +35,7 @@ def register(sub) -> None:
                         "(default); raw = the network's output is the image (the thesis)")
     _bool_flag(p, "recursive", "include subfolders of folder inputs (the tree is kept)")
     _bool_flag(p, "overwrite", "replace existing outputs (inputs are never overwritten)")
+    _bool_flag(p, "skip-existing", "leave existing outputs alone and continue (resume an interrupted batch/shard)")
     _bool_flag(p, "keep-metadata", "keep EXIF (incl. GPS) in images; stripped by default")
     p.add_argument("--working-size", type=int, metavar="PX",
                    help="composite: run the network with the longer side at PX pixels (default: native)")
@@ -64,9 +65,10 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("output", "model", "mode", "recursive", "overwrite", "keep_metadata", "working_size", "scales", "threshold",
-          "dilate", "hold_frames", "style", "shape", "mask_scale", "kernel", "strength", "save_masks", "save_json",
-          "codec", "crf", "preset", "audio", "threads", "workers", "shard", "max_frames", "progress")
+FIELDS = ("output", "model", "mode", "recursive", "overwrite", "skip_existing", "keep_metadata", "working_size",
+          "scales", "threshold", "dilate", "hold_frames", "style", "shape", "mask_scale", "kernel", "strength",
+          "save_masks", "save_json", "codec", "crf", "preset", "audio", "threads", "workers", "shard", "max_frames",
+          "progress")
 
 
 def run(args) -> int:
