@@ -277,3 +277,9 @@ def test_composite_mode_runs_a_model_through_the_compositing_runtime(workspace, 
                                 full_res=False))
     summary = load_summary(out)
     assert summary["mode"] == "composite" and summary["methods"]["c"]["metrics"]["dataset"]["mse"]["all"] >= 0
+
+
+def test_the_thread_count_reaches_the_centerface_detector():
+    from unetblur.runtime.factory import open_blurrer
+
+    assert open_blurrer("centerface", threads=1).detector.session.get_session_options().intra_op_num_threads == 1

@@ -102,6 +102,8 @@ def open_blurrer(spec: str, settings: BlurSettings | None = None, *, name: str |
         if mode == "raw":
             return ModelBlurrer(model, name=name or model.name)
         return _composite_blurrer(model, settings, name, options)
+    if threads and spec.split("@")[0] == "centerface":  # the ONNX detector takes a thread count too
+        options.setdefault("threads", int(threads))
     return _detector_blurrer(spec, settings, name, options)
 
 
