@@ -223,3 +223,14 @@ def test_hold_reduces_measured_flicker():
     held = TemporalBlurrer(PerfectWhenFound(script), hold_frames=1)
     assert uncovered_frames([plain(f).mask for f in frames], truth)["uncovered_frames"] == 2
     assert uncovered_frames([held(f).mask for f in frames], truth)["uncovered_frames"] == 0
+
+
+def test_fragments_of_a_difference_mask_are_joined_into_one_face():
+    img = scene(faces=())
+    # Two red half-discs one pixel apart: a difference mask broken by a smooth band.
+    cv2.ellipse(img, (60, 50), (16, 20), 0, 90, 270, (230, 40, 40), -1)
+    cv2.ellipse(img, (62, 50), (16, 20), 0, -90, 90, (230, 40, 40), -1)
+    img[:, 60:62] = img[:, 59:60]  # the gap column copies its background-ish neighbour
+    img[30:71, 60:62] = (120, 120, 120)
+    assert len(CompositingBlurrer(RedFaceModel(mask_channel=False), close=0)(img).faces) == 2
+    assert len(CompositingBlurrer(RedFaceModel(mask_channel=False))(img).faces) == 1
