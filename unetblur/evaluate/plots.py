@@ -119,25 +119,31 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 def plot_pareto(summary: dict, path: str | os.PathLike, metric: str = "mse") -> Path:
     """Quality (``metric``, lower is better) against latency in ms per megapixel (log scale)."""
     plt = _pyplot()
-    names, pts = [], []
+    names, pts, real = [], [], []
     for name, method in summary["methods"].items():
         x = _num(method["cost"].get("ms_per_megapixel"))
         y = _metric(summary, name, metric)
         if math.isfinite(x) and math.isfinite(y) and x > 0:
             names.append(name)
             pts.append((x, y))
+            real.append(method.get("kind") != "reference")
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for k, (name, (x, y)) in enumerate(zip(names, pts)):
-        ax.scatter([x], [y], color=_COLORS[k % len(_COLORS)], s=40, zorder=3)
+    for k, (name, (x, y), is_real) in enumerate(zip(names, pts, real)):
+        if is_real:
+            ax.scatter([x], [y], color=_COLORS[k % len(_COLORS)], s=40, zorder=3)
+        else:  # oracle / identity: reference points, not contenders (the oracle reads the ground truth)
+            ax.scatter([x], [y], facecolors="none", edgecolors="grey", s=40, zorder=3)
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    front = pareto_front(pts)
+    # The front is over real methods only.
+    idx = [i for i in range(len(pts)) if real[i]]
+    front = [idx[i] for i in pareto_front([pts[i] for i in idx])]
     if len(front) > 1:
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="grey", linewidth=1,
                 label="Pareto front")
         ax.legend(fontsize=8)
     if pts:
         ax.set_xscale("log")
-    ax.set_xlabel(f"latency, ms per megapixel ({summary.get('threads', '?')} threads)")
+    ax.set_xlabel(f"latency, ms per megapixel ({summary.get('threads', '?')} thread(s)); hollow: references")
     ax.set_ylabel(f"{metric.upper()} against the target")
     ax.set_title("Quality vs latency (lower-left is better)")
     ax.grid(True, alpha=0.3, which="both")
