@@ -167,6 +167,57 @@ class _AtomicCheckpointIO:
         return AtomicTorchCheckpointIO()
 
 
+def throughput_meter():
+    """A Lightning callback measuring training images per second across all processes: time between
+    consecutive training batches (data loading, step, metrics, step checkpoints), validation left out,
+    the first ``WARMUP`` batches of each epoch skipped."""
+    import pytorch_lightning as pl
+
+    class ThroughputMeter(pl.Callback):
+        WARMUP = 2
+
+        def __init__(self):
+            self.images = 0
+            self.seconds = 0.0
+            self.shape: tuple | None = None
+            self._last, self._batches = time.perf_counter(), 0
+
+        def on_train_epoch_start(self, trainer, module):  # (not called for an epoch a resume lands inside)
+            self._last, self._batches = time.perf_counter(), 0
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            now = time.perf_counter()
+            self._batches += 1
+            if self._batches > self.WARMUP:
+                self.seconds += now - self._last
+                self.images += int(batch["image"].shape[0]) * trainer.world_size
+                self.shape = tuple(batch["image"].shape[-2:])
+            self._last = now
+
+        @property
+        def images_per_second(self) -> float | None:
+            return self.images / self.seconds if self.seconds > 0 else None
+
+    return ThroughputMeter()
+
+
+def _quiet_lightning() -> None:
+    """Drop Lightning chatter that says nothing to a unetblur user (tips, a deprecation inside Lightning,
+    warnings about folders a resume reuses on purpose)."""
+    import warnings
+
+    for pattern in (r".*isinstance\(treespec, LeafSpec\).*", r"Checkpoint directory .* exists and is not empty",
+                    r"Experiment logs directory .* exists", r"The number of training batches .* logging interval",
+                    r".*does not have many workers.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+    class NoTips(logging.Filter):
+        def filter(self, record):
+            return "Tip:" not in record.getMessage()
+
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(NoTips())
+
+
 def _appending_csv_logger(out: Path):
     """Lightning's CSVLogger deletes an existing metrics.csv when it starts; a resumed run must append
     to it instead (the curves then show the whole run)."""
@@ -231,6 +282,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     from .module import finite_or_none
 
     check_run_config(cfg)
+    _quiet_lightning()
     data = Path(cfg.data)
     require_dataset(data, "train")
     out = Path(cfg.out)
@@ -254,7 +306,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
         best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
                                   save_top_k=1, save_last=True, auto_insert_metric_name=False,
                                   enable_version_counter=False)
-        cbs = [best_cb]
+        meter = throughput_meter()
+        cbs = [best_cb, meter]
         if cfg.checkpoint_every_n_steps:
             cbs.append(ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every_n_steps,
                                        save_top_k=0, save_last=True, enable_version_counter=False))
@@ -320,6 +373,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
             "global_step": int(trainer.global_step), "stopped_by": stopped_by,
             "wall_seconds_this_session": round(wall, 1),
+            "train_images_per_second": round(meter.images_per_second, 2) if meter.images_per_second else None,
             "val_metrics": val_metrics, "config": to_dict(cfg), **(extra_meta or {}),
         }
         model = export_model(module) if export_model else module.model
@@ -327,6 +381,10 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
         log.info("saved %s (best epoch %d, val loss %s, %d images/epoch, stopped by %s)", out / MODEL_FILE,
                  best_epoch, val_metrics.get("val/loss"), meta["train_images"], stopped_by)
 
+        if meter.images_per_second:
+            log.info("training throughput: %.1f images/s (batch %d, %s px, %s, %d process(es), %d torch threads)",
+                     meter.images_per_second, cfg.batch_size, "x".join(map(str, meter.shape or ())),
+                     trainer.strategy.root_device, trainer.world_size, torch.get_num_threads())
         overfit = detect_overfitting(history)
         if overfit is not None:
             log.warning("over-fitting from epoch %d: val loss has not improved since then (%.5g) while train loss "
