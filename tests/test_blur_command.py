@@ -319,3 +319,16 @@ def test_a_detector_baseline_can_be_the_model(tmp_path):
     write_image(tmp_path / "photo.png", face_photo())
     assert blur(tmp_path / "photo.png", "--model", "centerface", "--save-json") == 0
     assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"] == "centerface"
+
+
+def test_a_model_that_fails_on_the_warm_up_frame_stops_the_stream_before_any_output(tmp_path):
+    from unetblur.anonymise import BlurConfig, Summary, blur_stream
+    from unetblur.errors import UnetblurError
+
+    def broken(image, faces=None):
+        raise RuntimeError("bad weights")
+
+    src = make_video(tmp_path / "camera.mp4", audio=False)
+    with pytest.raises(UnetblurError, match="failed on a blank 96×64 frame"):
+        blur_stream(broken, str(src), tmp_path / "rec.mp4", BlurConfig(progress=False), Summary())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4"]

@@ -385,7 +385,13 @@ def fail_closed(frames: Iterable[np.ndarray], blurrer, on_failure: Callable[[Bas
 def warm_up(blurrer, height: int, width: int) -> None:
     """Run the blurrer once on a blank frame, so its first real frame is not the slow one (and a
     broken model fails here, before any output exists)."""
-    blurrer(np.zeros((height, width, 3), np.uint8))
+    try:
+        blurrer(np.zeros((height, width, 3), np.uint8))
+    except UnetblurError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model that cannot run must stop the stream before it starts
+        raise UnetblurError(f"the model failed on a blank {width}×{height} frame ({type(exc).__name__}: "
+                            f"{str(exc)[:160]}); nothing was written") from None
 
 
 _RESTREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "udp": "mpegts", "tcp": "mpegts",
@@ -420,6 +426,11 @@ def blur_stream(blurrer, source: str, output: Path | str, cfg: BlurConfig, summa
             bar = _progress(cfg.progress, total=cfg.max_frames, desc=source, unit="frame")
             try:
                 for out, _ in fail_closed(capture, frame_blurrer, lambda e: failures.append(str(e))):
+                    if out.shape[:2] != (capture.height, capture.width):
+                        # The source changed resolution mid-stream: fit the (anonymised) frame to the output.
+                        import cv2
+
+                        out = cv2.resize(out, (capture.width, capture.height), interpolation=cv2.INTER_AREA)
                     writer.write(out)
                     frames += 1
                     bar.update(1)
