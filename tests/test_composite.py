@@ -234,3 +234,19 @@ def test_fragments_of_a_difference_mask_are_joined_into_one_face():
     img[30:71, 60:62] = (120, 120, 120)
     assert len(CompositingBlurrer(RedFaceModel(mask_channel=False), close=0)(img).faces) == 2
     assert len(CompositingBlurrer(RedFaceModel(mask_channel=False))(img).faces) == 1
+
+
+def test_compositing_temporal_and_the_blur_command_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('torch', 'torchvision', 'pytorch_lightning'):\n"
+            "            raise ImportError('no torch on this device')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import unetblur.runtime.composite, unetblur.runtime.temporal, unetblur.media, unetblur.anonymise\n"
+            "import unetblur.commands.blur\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
