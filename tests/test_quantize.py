@@ -69,3 +69,18 @@ def test_an_int8_floor_above_what_is_reached_fails_the_export(tmp_path):
         export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
                                   calib_count=2, parity_count=2, int8_min_psnr=500))
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_tensorrt_target_quantises_activations_symmetrically_with_zero_points_of_zero(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                       int8_target="tensorrt", calib_count=2, parity_count=2, int8_min_psnr=0))
+    assert report["int8"]["activations"] == "int8 symmetric" and report["int8"]["reduce_range"] is False
+    graph = onnx.load(str(tmp_path / "out" / "tiny.int8.onnx")).graph
+    zero_points = {n.input[2] for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    assert zero_points and all(inits[z].dtype == np.int8 and not inits[z].any() for z in zero_points)

@@ -28,6 +28,8 @@ def register(sub) -> None:
     p.add_argument("--reduce-range", choices=("auto", "on", "off"),
                    help="7-bit weights (default auto: on for per-channel on x86 without VNNI, where 8 bits saturate)")
     p.add_argument("--quant-format", choices=("qdq", "qoperator"), help="INT8 graph format (default qdq)")
+    p.add_argument("--int8-target", choices=("cpu", "tensorrt"),
+                   help="cpu (default: ONNX Runtime on x86/ARM) or tensorrt (symmetric int8 activations, for trtexec)")
     p.add_argument("--simplify", action="store_true", default=None, help="simplify the graph with onnxslim")
     p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     p.add_argument("--parity-count", type=int, help="images for the torch vs ORT check (default 8)")
@@ -42,7 +44,7 @@ def run(args) -> int:
     from ..deploy.onnx_export import ExportConfig, export_model
 
     keys = ("out_dir", "name", "int8", "fp16", "data", "calib_count", "calib_method", "per_channel", "reduce_range",
-            "quant_format", "simplify", "opset", "parity_count", "tolerance", "int8_min_psnr", "eval_count")
+            "quant_format", "int8_target", "simplify", "opset", "parity_count", "tolerance", "int8_min_psnr", "eval_count")
     overrides = {k: getattr(args, k) for k in keys}
     overrides["model"] = args.model
     cfg = load_config(ExportConfig, args.config, overrides)

@@ -48,6 +48,7 @@ class ExportConfig:
     per_channel: bool = True
     reduce_range: Literal["auto", "on", "off"] = "auto"
     quant_format: Literal["qdq", "qoperator"] = "qdq"
+    int8_target: Literal["cpu", "tensorrt"] = "cpu"   # tensorrt: symmetric int8 activations (Jetson)
     int8_min_psnr: float = 30.0          # INT8 vs FP32 output PSNR (dB) below this fails the export; 0 disables
     fp16: bool = False
     fp16_min_psnr: float = 40.0
@@ -274,7 +275,7 @@ def export_model(cfg: ExportConfig) -> dict:
             int8 = tmp / f"{name}.int8.onnx"
             settings = quantize_int8(fp32, int8, calibration_batches(calib, stride), method=cfg.calib_method,
                                      per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                                     quant_format=cfg.quant_format)
+                                     quant_format=cfg.quant_format, target=cfg.int8_target)
             settings["calibration_source"] = calib_source
             _stamp(int8, {**model_metadata(model, meta, "int8"),
                           "quantization": json.dumps(settings, sort_keys=True)})

@@ -23,6 +23,7 @@ from ..errors import UnetblurError
 CalibMethod = Literal["minmax", "entropy", "percentile"]
 QuantFormat = Literal["qdq", "qoperator"]
 ReduceRange = Literal["auto", "on", "off"]
+Int8Target = Literal["cpu", "tensorrt"]
 
 
 def cpu_has_vnni() -> bool:
@@ -61,12 +62,15 @@ class _ArrayReader:
 
 def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, calibration: Iterable[np.ndarray], *,
                   method: CalibMethod = "minmax", per_channel: bool = True, reduce_range: ReduceRange = "auto",
-                  quant_format: QuantFormat = "qdq") -> dict:
+                  quant_format: QuantFormat = "qdq", target: Int8Target = "cpu") -> dict:
     """Static INT8 quantisation of ``fp32_path`` into ``out_path`` (weights embedded, one file).
 
     ``calibration``: NCHW float32 [0, 1] batches whose sides are multiples of the model stride
     (images from the dataset's train split, never the evaluation split).
-    Weights are signed INT8 (per output channel if ``per_channel``), activations unsigned INT8.
+    Weights are signed INT8 (per output channel if ``per_channel``). ``target="cpu"`` (ONNX Runtime
+    CPU/ARM): unsigned INT8 activations with zero points. ``target="tensorrt"``: signed INT8 symmetric
+    activations (zero point 0, the only form TensorRT's explicit quantisation accepts) and no
+    ``reduce_range``; ONNX Runtime's CPU backend still runs such a file (used for the checks here).
     Returns the settings used (recorded in the file's metadata and the export report).
     """
     import onnx
@@ -81,7 +85,12 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
     formats = {"qdq": OrtQuantFormat.QDQ, "qoperator": OrtQuantFormat.QOperator}
     if quant_format not in formats:
         raise UnetblurError(f"quantisation format must be 'qdq' or 'qoperator', got {quant_format!r}")
-    reduce = resolve_reduce_range(reduce_range, per_channel)
+    if target not in ("cpu", "tensorrt"):
+        raise UnetblurError(f"INT8 target must be 'cpu' or 'tensorrt', got {target!r}")
+    if target == "tensorrt" and quant_format != "qdq":
+        raise UnetblurError("TensorRT reads only QDQ graphs; use quant_format 'qdq' with the tensorrt target")
+    reduce = False if target == "tensorrt" else resolve_reduce_range(reduce_range, per_channel)
+    symmetric_acts = target == "tensorrt"
     model = onnx.load(str(fp32_path))
     input_name = model.graph.input[0].name
     batches = list(calibration)
@@ -92,16 +101,18 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
         # Symbolic shape inference cannot follow symbolic H/W through pooling and concat: skip it
         # (ONNX shape inference and ORT's graph optimisation still run).
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+        extra = {"ActivationSymmetric": symmetric_acts, "WeightSymmetric": True}
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
         quantize_static(str(pre), str(out_path), _ArrayReader(input_name, batches),
                         quant_format=formats[quant_format], per_channel=per_channel, reduce_range=reduce,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8 if symmetric_acts else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         calibrate_method=methods[method], use_external_data_format=False, extra_options=extra)
     return {"calib_method": method, "calib_images": int(sum(b.shape[0] for b in batches)),
             "per_channel": per_channel, "reduce_range": reduce, "quant_format": quant_format,
-            "weights": "int8 symmetric", "activations": "uint8 asymmetric"}
+            "target": target, "weights": "int8 symmetric",
+            "activations": "int8 symmetric" if symmetric_acts else "uint8 asymmetric"}
 
 
 def convert_fp16(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:

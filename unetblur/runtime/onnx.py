@@ -70,8 +70,10 @@ def open_session(path: str | os.PathLike, threads: int | None = None, providers:
     if profile_prefix:
         opts.enable_profiling = True
         opts.profile_file_prefix = str(profile_prefix)
+    # A provider is a name or a (name, options) pair, e.g. ("TensorrtExecutionProvider", {"trt_fp16_enable": True}).
     chosen = list(providers) if providers else default_providers()
-    unknown = [p for p in chosen if p not in ort.get_available_providers()]
+    unknown = [p if isinstance(p, str) else p[0] for p in chosen
+               if (p if isinstance(p, str) else p[0]) not in ort.get_available_providers()]
     if unknown:
         raise UnetblurError(f"execution provider(s) {', '.join(unknown)} not available in this onnxruntime; "
                             f"available: {', '.join(ort.get_available_providers())}")
@@ -105,7 +107,8 @@ class OnnxModel:
 
     ``path``: an ONNX file written by ``unetblur export`` (FP32, FP16 or INT8; IO is float32).
     ``threads``: ONNX Runtime intra-op threads (None: one per core).
-    ``providers``: execution providers, best first (None: the available ones, CPU last).
+    ``providers``: execution providers, best first, names or ``(name, options)`` pairs
+    (None: the available ones, CPU last).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None,
