@@ -139,8 +139,7 @@ def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
             options = {"working_size": cfg.working_size, "scales": tuple(cfg.scales), "threshold": cfg.threshold,
                        "dilate": cfg.dilate}
         return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
-    options = {"threads": threads} if threads and spec.split("@")[0] == "centerface" else {}
-    return open_blurrer(spec, settings, **options)
+    return open_blurrer(spec, settings, threads=threads)
 
 
 # --------------------------------------------------------------------------- planning
