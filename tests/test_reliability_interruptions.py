@@ -136,3 +136,71 @@ def test_a_killed_export_leaves_no_hidden_working_folder_after_the_rerun(tmp_pat
     _kill_when(proc, lambda: out.is_dir() and any(p.is_file() for p in out.rglob("*")))
     assert _run(argv, tmp_path).returncode == 0
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+# ------------------------------------------------------------------------------ data build
+
+def _photo_source(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    import numpy as np
+
+    from conftest import make_face_image
+    from unetblur.io import write_image
+
+    rng = np.random.default_rng(5)
+    src = tmp_path / "src"
+    entries = []
+    for i in range(n):
+        img, faces = make_face_image(rng, 128, 2)
+        write_image(src / f"p{i:03d}.jpg", img)
+        entries.append((f"p{i:03d}.jpg", [(f.x1, f.y1, f.width, f.height) for f in faces]))
+    return src, bad.make_wider_annotations(tmp_path, entries, "wider.txt")
+
+
+def test_a_killed_data_build_leaves_no_dataset_and_a_rerun_builds_it(tmp_path):
+    src, ann = _photo_source(tmp_path, 60)
+    out = tmp_path / "ds"
+    argv = ["data", "build", src, "-o", out, "--annotations", ann, "--size", "64", "--no-progress"]
+    proc = _start(argv, tmp_path)
+    # Kill while the hidden build folder is filling up.
+    building = lambda: any(p.name.startswith(".ds.") and any(p.rglob("*.png")) for p in tmp_path.iterdir())
+    killed = _kill_when(proc, building)
+    if killed:
+        assert not out.exists()  # never a half-built dataset under the final name
+    rerun = _run(argv, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    check = _run(["data", "check", out], tmp_path)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.xfail(reason="data/build.py: a SIGKILLed build leaves its hidden .<out>.building-*/ folder beside "
+                          "the output and no later run removes it (reported to the lead)", strict=False)
+def test_a_killed_data_build_leaves_no_hidden_folder_after_the_rerun(tmp_path):
+    src, ann = _photo_source(tmp_path, 60)
+    out = tmp_path / "ds"
+    argv = ["data", "build", src, "-o", out, "--annotations", ann, "--size", "64", "--no-progress"]
+    proc = _start(argv, tmp_path)
+    _kill_when(proc, lambda: any(p.name.startswith(".ds.") and any(p.rglob("*.png")) for p in tmp_path.iterdir()))
+    assert _run(argv, tmp_path).returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# ------------------------------------------------------------------------------ blur (video)
+
+def test_a_killed_video_blur_leaves_no_output_and_a_rerun_completes(tmp_path):
+    src = bad.make_video(tmp_path / "in" / "long.mp4", seconds=12, size=(160, 120), fps=10)
+    out_dir = tmp_path / "out"
+    out = out_dir / "long.mp4"
+    argv = ["blur", src, "-o", out, "--model", "centerface", "--no-progress"]
+    proc = _start(argv, tmp_path)
+    started = _true_for(lambda: out_dir.is_dir() and any(p.name.startswith(".long.") for p in out_dir.iterdir()),
+                        seconds=0.3)
+    killed = _kill_when(proc, started)
+    assert killed, "the blur finished before it could be interrupted; make the video longer"
+    assert not out.exists()  # a half-encoded video never appears under the final name
+    time.sleep(0.5)  # the orphaned ffmpeg encoder sees EOF and exits
+    rerun = _run(argv, tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert bad.leftovers(out_dir) == []  # the killed run's temporaries were removed
+    from test_reliability_media import _streams
+
+    assert _streams(out) == (120, False)
