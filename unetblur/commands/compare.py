@@ -35,11 +35,13 @@ def register(sub) -> None:
     p.add_argument("--grid-images", type=int, help="images in the qualitative grid (default 4; 0 = none)")
     p.add_argument("--run", dest="runs", action="append", metavar="RUN_DIR",
                    help="training run folder whose curves the report includes (repeatable)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per method on stderr as it finishes (default on)")
     p.set_defaults(func=run)
 
 
 FIELDS = ("data", "methods", "split", "limit", "out", "threads", "mode", "device", "full_res", "full_res_limit",
-          "reid", "warmup", "grid_images", "runs")
+          "reid", "warmup", "grid_images", "runs", "progress")
 
 
 def run(args) -> int:

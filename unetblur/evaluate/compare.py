@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,7 @@ class CompareConfig:
     warmup:    untimed runs of each method before timing.
     grid_images: images in the qualitative grid (0 = no grid).
     runs:      training run folders whose curves the report includes.
+    progress:  one line per method and resolution on stderr as it finishes.
     """
 
     data: str = ""
@@ -86,6 +88,7 @@ class CompareConfig:
     warmup: int = 2
     grid_images: int = 4
     runs: tuple[str, ...] = ()
+    progress: bool = True
 
 
 @dataclass
@@ -484,6 +487,10 @@ def compare(config: CompareConfig) -> Path:
                     grid[k]["outputs"][name] = out
             metrics_by_res[res] = _summarise(scores, reid_off)
             latency[res] = _latency(scores)
+            if config.progress:
+                print(f"compare: {name} on {len(items)} {res} images: mse {metrics_by_res[res]['mse'][ALL]:.4g}, "
+                      f"coverage {metrics_by_res[res]['coverage_recall'][ALL]:.3g}, "
+                      f"{latency[res]['ms_per_image']:.3g} ms/image", file=sys.stderr, flush=True)
         hw = cases[DATASET][0].image.shape[:2]
         cost = _model_cost(spec, blurrer, hw)
         cost.update({"ms_per_image": latency[DATASET]["ms_per_image"],
