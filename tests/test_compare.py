@@ -283,3 +283,8 @@ def test_the_thread_count_reaches_the_centerface_detector():
     from unetblur.runtime.factory import open_blurrer
 
     assert open_blurrer("centerface", threads=1).detector.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_compare_without_a_dataset_says_to_pass_data(tmp_path):
+    with pytest.raises(UnetblurError, match="--data"):
+        compare(CompareConfig(methods=("oracle",), out=str(tmp_path / "o")))

@@ -435,6 +435,8 @@ def compare(config: CompareConfig) -> Path:
     from ..runtime.factory import open_blurrer
     from . import plots, report
 
+    if not config.data:
+        raise UnetblurError("no dataset given; pass --data DIR (a folder made by `unetblur data build`)")
     root = require_dataset(config.data, config.split)
     methods = parse_methods(config.methods)
     if config.mode not in ("raw", "composite"):
