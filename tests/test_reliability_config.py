@@ -123,6 +123,22 @@ def test_an_unexpected_exception_is_exit_3_with_one_line_and_no_traceback(monkey
     assert "internal error: ZeroDivisionError: bug" in err and "Traceback" not in err
 
 
+def test_an_internal_error_with_a_long_message_still_prints_one_line(monkeypatch, capsys):
+    from unetblur import cli
+
+    def boom(args):
+        raise RuntimeError("\nfirst real line\nsecond line\n\nthird")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: type("A", (), {"func": staticmethod(boom)})())
+    monkeypatch.delenv("UNETBLUR_DEBUG", raising=False)
+    code, _, err = bad.run_cli(["x"], capsys)
+    assert code == EXIT_INTERNAL
+    assert err.strip().splitlines() == ["unetblur: internal error: RuntimeError: first real line "
+                                        "(set UNETBLUR_DEBUG=1 for details)"]
+
+
 @pytest.mark.parametrize("exc,needle", [
     (OSError(28, "No space left on device", "/data/out.png"), "/data/out.png: No space left on device; free some"),
     (PermissionError(13, "Permission denied", "/ro/x"), "/ro/x: Permission denied"),

@@ -144,3 +144,93 @@ def test_a_pickle_payload_is_refused_through_the_model_factory_too(tmp_path):
     with pytest.raises(BadInputError, match="refused to load"):
         open_image_model(path)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------ every verb that reads a model
+
+BAD_MODELS = {
+    "hostile pickle": (lambda d: bad.make_pickle_payload(d, "model.pt")[0], "refused to load"),
+    "truncated": (lambda d: bad.make_truncated_checkpoint(d, "model.pt"), "not a readable PyTorch file"),
+    "not ours": (lambda d: bad.make_foreign_checkpoint(d, "model.pt"), "not a unetblur model file"),
+    "zero bytes": (lambda d: bad.make_zero_byte(d, "model.pt"), "empty"),
+}
+
+
+def _verb_argv(verb: str, model, tmp_path, data) -> list:
+    out = tmp_path / "out"
+    return {
+        "prune": ["prune", model, "-o", out / "pruned.pt", "--ratio", "0.5"],
+        "distill": ["distill", "--teacher", model, "--preset", "tiny", "--data", data, "--out", out,
+                    "--epochs", "1", "--accelerator", "cpu"],
+        "export": ["export", model, "-o", out],
+        "compare": ["compare", "--data", data, "--method", f"m={model}", "--out", out, "--limit", "2"],
+        "blur": ["blur", "--model", model, data / "test", "-o", out],
+    }[verb]
+
+
+@pytest.mark.parametrize("case", BAD_MODELS, ids=list(BAD_MODELS))
+@pytest.mark.parametrize("verb", ["prune", "distill", "export", "compare", "blur"])
+def test_every_verb_refuses_a_bad_model_file_with_one_line_and_writes_nothing(tmp_path, capsys, tiny_dataset,
+                                                                             verb, case):
+    import importlib
+
+    if importlib.util.find_spec(f"unetblur.commands.{verb}") is None:
+        pytest.skip(f"{verb} not built yet")
+    make, problem = BAD_MODELS[case]
+    model = make(tmp_path / "models")
+    marker = tmp_path / "models" / "model.pt.payload-ran"
+    before = bad.snapshot(tmp_path / "models")
+    code, _, err = bad.run_cli(_verb_argv(verb, model, tmp_path, tiny_dataset), capsys)
+    assert code == 2, err
+    bad.assert_one_clear_line(err, "model.pt", problem)
+    assert not marker.exists()
+    assert bad.files_under(tmp_path / "out") == [] or verb == "distill" and not any(
+        p.endswith((".pt", ".onnx")) for p in bad.files_under(tmp_path / "out"))
+    assert bad.snapshot(tmp_path / "models") == before
+
+
+@pytest.mark.parametrize("verb", ["bench", "blur", "compare"])
+def test_every_verb_refuses_a_truncated_onnx_file_with_one_line(tmp_path, capsys, tiny_dataset, verb):
+    model = bad.make_truncated_onnx(tmp_path / "models", "model.onnx")
+    argv = ["bench", model, "--runs", "1"] if verb == "bench" else _verb_argv(verb, model, tmp_path, tiny_dataset)
+    code, _, err = bad.run_cli(argv, capsys)
+    assert code == 2, err
+    bad.assert_one_clear_line(err, "model.onnx")
+    assert bad.files_under(tmp_path / "out") == []
+
+
+def _train_resume(run, data, capsys):
+    import logging
+
+    try:
+        return bad.run_cli(["train", "--data", data, "--model", "tiny", "--epochs", "1",
+                            "--out", run, "--resume", "--accelerator", "cpu", "--no-progress"], capsys)
+    finally:  # training binds a console handler to this test's captured stderr
+        log = logging.getLogger("unetblur.train")
+        for h in [h for h in log.handlers if type(h) is logging.StreamHandler]:
+            log.removeHandler(h)
+
+
+def test_resuming_from_a_hostile_last_checkpoint_never_runs_the_payload(tmp_path, capsys, tiny_dataset):
+    run = tmp_path / "run"
+    path, marker = bad.make_pickle_payload(run / "checkpoints", "last.ckpt")
+    code, _, err = _train_resume(run, tiny_dataset, capsys)
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()[-1:]) == 1
+    assert not marker.exists()
+    assert not (run / "model.pt").exists()
+
+
+@pytest.mark.xfail(reason="training/fit.py: an unreadable or hostile checkpoints/last.ckpt on --resume is an "
+                          "internal error (exit 3, UnpicklingError/EOFError from Lightning) instead of exit 2 "
+                          "naming last.ckpt (reported to the lead)", strict=False)
+@pytest.mark.parametrize("make", [lambda d: bad.make_pickle_payload(d, "last.ckpt")[0],
+                                  lambda d: bad.make_truncated_checkpoint(d, "last.ckpt"),
+                                  lambda d: bad.make_zero_byte(d, "last.ckpt")],
+                         ids=["hostile", "truncated", "zero-byte"])
+def test_resuming_from_a_damaged_last_checkpoint_is_exit_2_naming_it(tmp_path, capsys, tiny_dataset, make):
+    run = tmp_path / "run"
+    make(run / "checkpoints")
+    code, _, err = _train_resume(run, tiny_dataset, capsys)
+    assert code == 2, err
+    bad.assert_one_clear_line(err, "last.ckpt")
+

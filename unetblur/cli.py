@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a traceback for users
         if os.environ.get("UNETBLUR_DEBUG"):
             raise
-        print(f"unetblur: internal error: {type(exc).__name__}: {exc} (set UNETBLUR_DEBUG=1 for details)",
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")[:300]
+        print(f"unetblur: internal error: {type(exc).__name__}: {first} (set UNETBLUR_DEBUG=1 for details)",
               file=sys.stderr)
         return EXIT_INTERNAL
 
