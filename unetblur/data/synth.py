@@ -28,7 +28,6 @@ from ..blur import BlurSettings, blur_faces
 from ..errors import UnetblurError
 from ..faces import Face, write_faces_jsonl
 from ..fsutil import write_text_atomic
-from ..io import write_image
 from .build import assign_splits, finish_out, prepare_out, quiet_worker_signals, run_parallel
 from .layout import FACES, MANIFEST, SPLITS, split_dirs
 
@@ -120,176 +119,169 @@ def load_backgrounds() -> list[np.ndarray]:
     return _BACKGROUND_CACHE
 
 
+_SHRUNK: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _shrunk(backgrounds: list[np.ndarray], index: int, size: int) -> np.ndarray:
+    """Photo ``index`` shrunk once so its short side is at most 2.5 × ``size``: crops then need
+    only a small resize (the full-size resize was the slowest step of drawing)."""
+    key = (id(backgrounds[index]), size)
+    if key not in _SHRUNK:
+        src = backgrounds[index]
+        f = min(1.0, 2.5 * size / min(src.shape[:2]))
+        _SHRUNK[key] = src if f == 1.0 else cv2.resize(
+            src, (max(1, round(src.shape[1] * f)), max(1, round(src.shape[0] * f))), interpolation=cv2.INTER_AREA)
+    return _SHRUNK[key]
+
+
 def draw_background(rng: np.random.Generator, size: int, backgrounds: list[np.ndarray]) -> np.ndarray:
     """A random crop of a random photo, resized to size×size, flipped and colour-jittered."""
-    src = backgrounds[int(rng.integers(len(backgrounds)))]
+    src = _shrunk(backgrounds, int(rng.integers(len(backgrounds))), size)
     h, w = src.shape[:2]
     side = int(rng.uniform(0.3, 1.0) * min(h, w))
     side = max(16, side)
     y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    img = cv2.resize(src[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+    img = cv2.resize(src[y0:y0 + side, x0:x0 + side], (size, size),
+                     interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         img = img[:, ::-1]
     if rng.random() < 0.3:
         img = img[::-1]
-    gain = rng.uniform(0.6, 1.25, 3) * rng.uniform(0.7, 1.2)
-    shift = rng.uniform(-25, 25, 3)
+    gain = (rng.uniform(0.6, 1.25, 3) * rng.uniform(0.7, 1.2)).astype(np.float32)
+    shift = rng.uniform(-25, 25, 3).astype(np.float32)
     out = img.astype(np.float32) * gain + shift
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- drawing
 
 def _color(c) -> tuple:
-    return tuple(int(v) for v in np.clip(c, 0, 255))
+    return tuple(int(min(255.0, max(0.0, float(v)))) for v in c)
 
 
 def _jitter(rng, base: np.ndarray, amount: float) -> np.ndarray:
     return base * rng.uniform(1 - amount, 1 + amount) + rng.uniform(-10, 10, 3)
 
 
-def _face_patch(rng: np.random.Generator, a: float, b: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Draw an upright face with head semi-axes ``a`` (x) and ``b`` (y) pixels on an RGBA patch.
+class _Pen:
+    """Draws shapes given in an upright local frame (origin at the shape's centre, y down, pixels) onto
+    ``image``, rotated by ``angle`` degrees (clockwise on screen: ``cv2.ellipse``'s convention, which
+    ``blur_faces`` also uses for a face's ellipse) and moved to (cx, cy). Anti-aliased, sub-pixel."""
 
-    Returns (RGB patch, alpha HW uint8, patch side); the head ellipse is centred in the patch.
-    """
-    P = int(math.ceil(max(a, b) * 2 * 1.6)) + 4
-    P += P % 2
-    c = P / 2
-    rgb = np.zeros((P, P, 3), np.uint8)
-    alpha = np.zeros((P, P), np.uint8)
-    S, AA = 4, cv2.LINE_AA  # 4 bits of sub-pixel precision
-    one = 1 << S
+    _SHIFT = 4
+    _ONE = 1 << _SHIFT
 
-    def pt(x, y):
-        return int(round(x * one)), int(round(y * one))
+    def __init__(self, image: np.ndarray, cx: float, cy: float, angle: float):
+        self.image, self.cx, self.cy, self.angle = image, cx, cy, angle
+        t = math.radians(angle)
+        self.cos, self.sin = math.cos(t), math.sin(t)
 
-    def ax(u, v):
-        return max(1, int(round(u * one))), max(1, int(round(v * one)))
+    def _pt(self, u: float, v: float) -> tuple[int, int]:
+        x = self.cx + u * self.cos - v * self.sin
+        y = self.cy + u * self.sin + v * self.cos
+        return int(round(x * self._ONE)), int(round(y * self._ONE))
 
-    def ell(x, y, u, v, col, ang=0.0, a0=0, a1=360, th=-1, on_alpha=True):
-        cv2.ellipse(rgb, pt(x, y), ax(u, v), ang, a0, a1, _color(col), th, AA, S)
-        if on_alpha:
-            cv2.ellipse(alpha, pt(x, y), ax(u, v), ang, a0, a1, 255, th, AA, S)
+    def ellipse(self, u, v, au, av, color, a0=0, a1=360, thickness=-1) -> None:
+        axes = (max(1, int(round(au * self._ONE))), max(1, int(round(av * self._ONE))))
+        cv2.ellipse(self.image, self._pt(u, v), axes, self.angle, a0, a1, _color(color), thickness,
+                    cv2.LINE_AA, self._SHIFT)
 
+    def line(self, u0, v0, u1, v1, color, thickness: float) -> None:
+        cv2.line(self.image, self._pt(u0, v0), self._pt(u1, v1), _color(color), max(1, int(round(thickness))),
+                 cv2.LINE_AA, self._SHIFT)
+
+    def rect(self, u0, v0, u1, v1, color) -> None:
+        pts = np.array([self._pt(u0, v0), self._pt(u1, v0), self._pt(u1, v1), self._pt(u0, v1)], np.int32)
+        cv2.fillConvexPoly(self.image, pts, _color(color), cv2.LINE_AA, self._SHIFT)
+
+
+def draw_face(image: np.ndarray, rng: np.random.Generator, cx: float, cy: float, a: float, b: float,
+              angle: float) -> None:
+    """Draw a cartoon face in place: head ellipse with semi-axes ``a`` (across) and ``b`` (down) pixels,
+    centred at (cx, cy), rotated ``angle`` degrees; hair, ears, eyes, brows, nose, mouth, and sometimes a
+    beard, glasses or a hat. Only the head ellipse is the face (``Face.from_ellipse(cx, cy, a, b, angle)``)."""
+    pen = _Pen(image, cx, cy, angle)
     skin = _jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 0.08)
     hair = _jitter(rng, HAIR[int(rng.integers(len(HAIR)))], 0.1)
     shade = skin * 0.78
     # Hair behind the head (none = bald), ears, then the head itself.
-    style = rng.choice(["none", "short", "long", "bun"], p=[0.15, 0.45, 0.3, 0.1])
+    style = ("none", "short", "long", "bun")[int(np.searchsorted((0.15, 0.6, 0.9), rng.random()))]
     if style == "short":
-        ell(c, c - b * 0.12, a * 1.08, b * 1.0, hair, a0=180, a1=360)
-        ell(c, c - b * 0.1, a * 1.08, b * 0.35, hair)
+        pen.ellipse(0, -b * 0.12, a * 1.08, b * 1.0, hair, 180, 360)
+        pen.ellipse(0, -b * 0.1, a * 1.08, b * 0.35, hair)
     elif style == "long":
-        ell(c, c + b * 0.1, a * 1.25, b * 1.15, hair)
+        pen.ellipse(0, b * 0.1, a * 1.25, b * 1.15, hair)
     elif style == "bun":
-        ell(c, c - b * 1.05, a * 0.45, b * 0.3, hair)
-        ell(c, c - b * 0.12, a * 1.06, b * 0.98, hair, a0=180, a1=360)
+        pen.ellipse(0, -b * 1.05, a * 0.45, b * 0.3, hair)
+        pen.ellipse(0, -b * 0.12, a * 1.06, b * 0.98, hair, 180, 360)
     for side in (-1, 1):
-        ell(c + side * a * 0.97, c + b * 0.02, a * 0.16, b * 0.2, shade)
-    ell(c, c, a, b, skin)
+        pen.ellipse(side * a * 0.97, b * 0.02, a * 0.16, b * 0.2, shade)
+    pen.ellipse(0, 0, a, b, skin)
     if style in ("short", "bun"):  # fringe over the forehead
-        ell(c, c - b * 0.78, a * rng.uniform(0.6, 0.95), b * rng.uniform(0.2, 0.35), hair)
+        pen.ellipse(0, -b * 0.78, a * rng.uniform(0.6, 0.95), b * rng.uniform(0.2, 0.35), hair)
     # Eyes, irises, brows.
-    ey = c - b * rng.uniform(0.05, 0.22)
+    ey = -b * rng.uniform(0.05, 0.22)
     ex = a * rng.uniform(0.32, 0.45)
     er = a * rng.uniform(0.12, 0.2)
     iris = _jitter(rng, IRIS[int(rng.integers(len(IRIS)))], 0.1)
-    brow_t = max(1, int(round(b * rng.uniform(0.04, 0.08))))
-    tilt = rng.uniform(-12, 12)
+    brow_t = b * rng.uniform(0.04, 0.08)
+    tilt = rng.uniform(-0.6, 0.6)
+    white_v = rng.uniform(0.5, 0.7)
+    brow_up = rng.uniform(1.0, 1.6)
     for side in (-1, 1):
-        x = c + side * ex
-        ell(x, ey, er, er * rng.uniform(0.5, 0.7), (245, 245, 240), on_alpha=False)
-        ell(x, ey, er * 0.5, er * 0.5, iris, on_alpha=False)
-        ell(x, ey, er * 0.22, er * 0.22, (10, 10, 10), on_alpha=False)
-        by = ey - er * rng.uniform(1.0, 1.6)
-        cv2.line(rgb, pt(x - er * 1.1, by + side * tilt * 0.05 * er), pt(x + er * 1.1, by - side * tilt * 0.05 * er),
-                 _color(hair * 0.8), brow_t, AA, S)
+        x = side * ex
+        pen.ellipse(x, ey, er, er * white_v, (245, 245, 240))
+        pen.ellipse(x, ey, er * 0.5, er * 0.5, iris)
+        pen.ellipse(x, ey, er * 0.22, er * 0.22, (10, 10, 10))
+        by = ey - er * brow_up
+        pen.line(x - er * 1.1, by + side * tilt * er, x + er * 1.1, by - side * tilt * er, hair * 0.8, brow_t)
     # Nose and mouth.
-    ny = c + b * rng.uniform(0.12, 0.25)
+    ny = b * rng.uniform(0.12, 0.25)
     nw = a * rng.uniform(0.1, 0.18)
     if rng.random() < 0.5:
-        cv2.line(rgb, pt(c, ey + er), pt(c - nw * 0.3, ny), _color(shade * 0.85), max(1, int(a * 0.05)), AA, S)
-    ell(c, ny, nw, nw * 0.55, shade * 0.9, on_alpha=False)
-    my = c + b * rng.uniform(0.42, 0.58)
+        pen.line(0, ey + er, -nw * 0.3, ny, shade * 0.85, a * 0.05)
+    pen.ellipse(0, ny, nw, nw * 0.55, shade * 0.9)
+    my = b * rng.uniform(0.42, 0.58)
     mw = a * rng.uniform(0.25, 0.45)
     lips = _jitter(rng, np.array([170, 60, 70], np.float32), 0.2)
-    if rng.random() < 0.6:
-        ell(c, my - b * 0.05, mw, b * rng.uniform(0.06, 0.15), lips, a0=10, a1=170,
-            th=max(1, int(round(b * 0.05))), on_alpha=False)
+    if rng.random() < 0.6:  # a smile
+        pen.ellipse(0, my - b * 0.05, mw, b * rng.uniform(0.06, 0.15), lips, 10, 170, max(1, int(round(b * 0.05))))
     else:
-        ell(c, my, mw, b * rng.uniform(0.04, 0.1), lips, on_alpha=False)
+        pen.ellipse(0, my, mw, b * rng.uniform(0.04, 0.1), lips)
     # Beard, glasses, hat.
     if rng.random() < 0.15:
-        ell(c, c + b * 0.45, a * 0.9, b * 0.55, hair, a0=0, a1=180)
-        ell(c, my, mw * 0.9, b * 0.06, lips, on_alpha=False)
+        pen.ellipse(0, b * 0.45, a * 0.9, b * 0.55, hair, 0, 180)
+        pen.ellipse(0, my, mw * 0.9, b * 0.06, lips)
     if rng.random() < 0.25:
-        frame = _color(rng.uniform(0, 80, 3))
+        frame = rng.uniform(0, 80, 3)
         dark = rng.random() < 0.35
         t = max(1, int(round(a * 0.05)))
         for side in (-1, 1):
-            x = c + side * ex
             if dark:
-                ell(x, ey, er * 1.5, er * 1.2, (25, 25, 30), on_alpha=False)
-            cv2.ellipse(rgb, pt(x, ey), ax(er * 1.5, er * 1.2), 0, 0, 360, frame, t, AA, S)
-        cv2.line(rgb, pt(c - ex + er * 1.5, ey), pt(c + ex - er * 1.5, ey), frame, t, AA, S)
+                pen.ellipse(side * ex, ey, er * 1.5, er * 1.2, (25, 25, 30))
+            pen.ellipse(side * ex, ey, er * 1.5, er * 1.2, frame, thickness=t)
+        pen.line(-ex + er * 1.5, ey, ex - er * 1.5, ey, frame, t)
     if rng.random() < 0.2:
-        col = _color(rng.uniform(20, 235, 3))
-        top = c - b * rng.uniform(0.6, 0.8)
-        cv2.rectangle(rgb, pt(c - a * 0.85, top - b * 0.7), pt(c + a * 0.85, top), col, -1, AA, S)
-        cv2.rectangle(alpha, pt(c - a * 0.85, top - b * 0.7), pt(c + a * 0.85, top), 255, -1, AA, S)
-        cv2.rectangle(rgb, pt(c - a * 1.35, top - b * 0.08), pt(c + a * 1.35, top + b * 0.06), col, -1, AA, S)
-        cv2.rectangle(alpha, pt(c - a * 1.35, top - b * 0.08), pt(c + a * 1.35, top + b * 0.06), 255, -1, AA, S)
-    return rgb, alpha, P
+        col = rng.uniform(20, 235, 3)
+        top = -b * rng.uniform(0.6, 0.8)
+        pen.rect(-a * 0.85, top - b * 0.7, a * 0.85, top, col)
+        pen.rect(-a * 1.35, top - b * 0.08, a * 1.35, top + b * 0.06, col)
 
 
-def _distractor_patch(rng: np.random.Generator, r: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """A skin-coloured hand (palm and fingers) or plain oval, with no facial features."""
-    P = int(math.ceil(r * 2 * 1.9)) + 4
-    P += P % 2
-    c = P / 2
-    rgb = np.zeros((P, P, 3), np.uint8)
-    alpha = np.zeros((P, P), np.uint8)
-    skin = _color(_jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 0.08))
-    S, one = 4, 16
-    pt = lambda x, y: (int(round(x * one)), int(round(y * one)))  # noqa: E731
-    axes = lambda u, v: (max(1, int(round(u * one))), max(1, int(round(v * one))))  # noqa: E731
-    if rng.random() < 0.55:  # hand: palm plus four fingers and a thumb
-        palm = (r * 0.55, r * 0.6)
-        for im in (rgb, alpha):
-            col = skin if im is rgb else 255
-            cv2.ellipse(im, pt(c, c + r * 0.25), axes(*palm), 0, 0, 360, col, -1, cv2.LINE_AA, S)
-            for k in range(4):
-                fx = c + (k - 1.5) * r * 0.28
-                cv2.line(im, pt(fx, c), pt(fx + (k - 1.5) * r * 0.08, c - r * 0.85), col,
-                         max(1, int(r * 0.22)), cv2.LINE_AA, S)
-            cv2.line(im, pt(c - r * 0.5, c + r * 0.35), pt(c - r * 0.95, c - r * 0.05), col,
-                     max(1, int(r * 0.22)), cv2.LINE_AA, S)
-    else:  # a plain oval, like a head seen without a face
-        for im, col in ((rgb, skin), (alpha, 255)):
-            cv2.ellipse(im, pt(c, c), axes(r * 0.8, r), 0, 0, 360, col, -1, cv2.LINE_AA, S)
-    return rgb, alpha, P
-
-
-def _paste(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, cx: float, cy: float, angle: float) -> None:
-    """Rotate the patch by ``angle`` degrees about its centre and alpha-blend it centred at (cx, cy)."""
-    P = rgb.shape[0]
-    m = cv2.getRotationMatrix2D((P / 2, P / 2), angle, 1.0)
-    m[0, 2] += cx - P / 2
-    m[1, 2] += cy - P / 2
-    h, w = image.shape[:2]
-    # Warp only the part of the frame the patch can reach.
-    x0, y0 = max(0, int(cx - P)), max(0, int(cy - P))
-    x1, y1 = min(w, int(cx + P) + 1), min(h, int(cy + P) + 1)
-    if x1 <= x0 or y1 <= y0:
-        return
-    m[0, 2] -= x0
-    m[1, 2] -= y0
-    size = (x1 - x0, y1 - y0)
-    warped = cv2.warpAffine(rgb, m, size, flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
-    a = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32)[..., None] / 255.0
-    region = image[y0:y1, x0:x1]
-    region[...] = (warped * a + region * (1 - a) + 0.5).astype(np.uint8)
+def draw_distractor(image: np.ndarray, rng: np.random.Generator, cx: float, cy: float, r: float,
+                    angle: float) -> None:
+    """Draw a skin-coloured hand (palm, four fingers, thumb) or a plain oval: face-like colour and
+    shape but no facial features, so the model must learn not to blur it."""
+    pen = _Pen(image, cx, cy, angle)
+    skin = _jitter(rng, SKIN[int(rng.integers(len(SKIN)))], 0.08)
+    if rng.random() < 0.55:
+        pen.ellipse(0, r * 0.25, r * 0.55, r * 0.6, skin)
+        for k in range(4):
+            fx = (k - 1.5) * r * 0.28
+            pen.line(fx, 0, fx + (k - 1.5) * r * 0.08, -r * 0.85, skin, r * 0.22)
+        pen.line(-r * 0.5, r * 0.35, -r * 0.95, -r * 0.05, skin, r * 0.22)
+    else:
+        pen.ellipse(0, 0, r * 0.8, r, skin)
 
 
 def draw_sample(rng: np.random.Generator, size: int, backgrounds: list[np.ndarray], max_faces: int = 5,
@@ -304,8 +296,7 @@ def draw_sample(rng: np.random.Generator, size: int, backgrounds: list[np.ndarra
     for _ in range(int(rng.integers(0, max_distractors + 1))):
         r = size * rng.uniform(0.05, 0.25)
         cx, cy = rng.uniform(-0.1, 1.1) * size, rng.uniform(-0.1, 1.1) * size
-        rgb, alpha, _ = _distractor_patch(rng, r)
-        _paste(image, rgb, alpha, cx, cy, rng.uniform(-60, 60))
+        draw_distractor(image, rng, cx, cy, r, float(rng.uniform(-60, 60)))
         distractors.append(Face(cx - r, cy - r, cx + r, cy + r))
     faces = []
     lo, hi = math.log(face_scale[0]), math.log(face_scale[1])
@@ -317,26 +308,42 @@ def draw_sample(rng: np.random.Generator, size: int, backgrounds: list[np.ndarra
         cx = rng.uniform(-0.3 * a, size + 0.3 * a)
         cy = rng.uniform(-0.3 * b, size + 0.3 * b)
         angle = float(rng.uniform(-30, 30))
-        rgb, alpha, _ = _face_patch(rng, a, b)
-        _paste(image, rgb, alpha, cx, cy, angle)
-        # cv2 rotates counter-clockwise for positive angles in image coordinates; the ellipse angle is clockwise.
-        face = Face.from_ellipse(cx, cy, a, b, -angle)
+        draw_face(image, rng, cx, cy, a, b, angle)
+        face = Face.from_ellipse(cx, cy, a, b, angle)
         if face.clipped(size, size) is not None:
             faces.append(face)
     if rng.random() < 0.3:  # sensor noise
-        noise = rng.normal(0, rng.uniform(2, 6), image.shape)
-        image = np.clip(image + noise, 0, 255).astype(np.uint8)
+        noise = rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(2, 6))
+        noise += image
+        image = np.clip(noise, 0, 255, out=noise).astype(np.uint8)
     return image, faces, distractors
 
 
 # --------------------------------------------------------------------------- the dataset
 
 _STATE: dict = {}
+# zlib level 1 + RLE + the SUB filter: lossless, 0.6 ms for a 128×128 RGB image against 1.7 ms with
+# PIL's level 1, at about the same file size (≈26 kB).
+_PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+    _PNG_FLAGS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    """Lossless PNG through OpenCV's encoder (writing is the largest cost per image). No temp-and-rename
+    per file: the whole dataset is built in a temporary folder and renamed at the end."""
+    ok, data = cv2.imencode(".png", array[..., ::-1] if array.ndim == 3 else array, _PNG_FLAGS)
+    if not ok:
+        raise UnetblurError(f"{path}: PNG encoding failed")
+    path.write_bytes(data.tobytes())
 
 
 def _init(cfg: SynthConfig, root: str, in_pool: bool) -> None:
     if in_pool:
         quiet_worker_signals()
+    # One OpenCV thread per worker: on 128 px images its thread pool costs more than it gains
+    # (blur_faces ≈ 25 % cheaper in CPU time), and parallelism comes from --workers.
+    cv2.setNumThreads(1)
     _STATE.update(cfg=cfg, root=Path(root), settings=cfg.blur_settings(), backgrounds=load_backgrounds())
 
 
@@ -349,9 +356,9 @@ def _make(task: tuple[int, str]) -> dict:
     blurred, mask = blur_faces(image, faces, _STATE["settings"])
     stem = f"{index:05d}"
     img_dir, blur_dir, mask_dir = split_dirs(_STATE["root"], split)
-    write_image(img_dir / f"{stem}.png", image)
-    write_image(blur_dir / f"{stem}.png", blurred)
-    write_image(mask_dir / f"{stem}.png", mask)
+    _write_png(img_dir / f"{stem}.png", image)
+    _write_png(blur_dir / f"{stem}.png", blurred)
+    _write_png(mask_dir / f"{stem}.png", mask)
     return {"image": f"{split}/{stem}.png", "split": split, "source": f"synth:{cfg.seed}:{index}",
             "faces": faces, "distractors": [d.to_dict() for d in distractors], "index": index}
 
@@ -362,6 +369,7 @@ def synthesize_dataset(cfg: SynthConfig) -> dict:
     out = Path(cfg.out)
     t0 = time.time()
     tmp = prepare_out(out, cfg.overwrite)
+    threads = cv2.getNumThreads()
     try:
         keys = [f"{i:05d}" for i in range(cfg.count)]
         splits = assign_splits(keys, cfg.split, cfg.seed)
@@ -390,6 +398,8 @@ def synthesize_dataset(cfg: SynthConfig) -> dict:
 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        cv2.setNumThreads(threads)
     return manifest
 
 
