@@ -21,7 +21,7 @@ from unetblur.config import load_config
 from unetblur.errors import UnetblurError
 from unetblur.models import load_model
 from unetblur.training.curves import detect_overfitting, epoch_history, plot_curves
-from unetblur.training.fit import TrainConfig, build_teacher_module, fit, train
+from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import ReconstructionLoss, face_weighted_mse
 from unetblur.training.module import METRIC_NAMES
 
@@ -53,7 +53,7 @@ def read_header(path: Path) -> list[str]:
 # ------------------------------------------------------------------ one epoch
 
 def test_one_epoch_writes_model_config_metrics_checkpoints_and_curves(trained_run):
-    for name in ("model.pt", "config.yaml", "metrics.csv", "train.log", "checkpoints/best.ckpt",
+    for name in ("model.pt", "config.yaml", "metrics.csv", "train.log", "identity_baseline.json", "checkpoints/best.ckpt",
                  "checkpoints/last.ckpt", "curves_mse.png", "curves_mae.png", "curves_lr.png"):
         assert (trained_run / name).is_file(), name
 
@@ -93,6 +93,26 @@ def test_curves_can_be_plotted_from_a_run_folder_into_another_folder(trained_run
     written = plot_curves(trained_run, tmp_path)
     assert sorted(p.name for p in written) == ["curves_lr.png", "curves_mae.png", "curves_mse.png"]
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_model_meta_records_the_identity_baseline_it_must_beat(trained_run):
+    _, meta = load_model(trained_run / "model.pt")
+    identity = meta["val_identity_metrics"]
+    assert identity["val/mse"] > 0 and identity["val/mse_face"] > identity["val/mse_bg"]
+
+
+def test_identity_baseline_pools_face_pixels_across_batches():
+    image = torch.zeros(1, 3, 16, 16)
+    target = torch.zeros(1, 3, 16, 16)
+    target[..., 0, 0] = 1.0
+    one_face_px, no_face = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    one_face_px[..., 0, 0] = 1
+    batches = [{"image": image, "target": target, "mask": one_face_px},
+               {"image": image, "target": torch.zeros(1, 3, 16, 16), "mask": no_face}]
+    result = identity_baseline(batches)
+    assert result["val/mse_face"] == pytest.approx(1.0)      # the face-free batch adds nothing
+    assert result["val/mse"] == pytest.approx((1 / 256 + 0.0) / 2)
+    assert result["val/mse_bg"] == pytest.approx(0.0)
 
 
 # ------------------------------------------------------------------ resume, time budget

@@ -48,6 +48,15 @@ def epoch_history(metrics_csv: str | os.PathLike) -> list[dict]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
+def _read_identity(run_dir: Path) -> dict:
+    """Val metrics of output = input, written by fit() (absent for older runs)."""
+    import json
+    try:
+        return json.loads((run_dir / "identity_baseline.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def detect_overfitting(history: list[dict], patience: int = 3, loss: str = "loss") -> dict | None:
     """Where validation loss stopped improving while training loss kept falling.
 
@@ -84,6 +93,7 @@ def plot_curves(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     title = title or run_dir.name
     overfit = detect_overfitting(history)
+    identity = _read_identity(run_dir)
     written = []
     for filename, name, series, log_y in CURVES:
         lines = [(label, [(r["epoch"] + 1, r[col]) for r in history if col in r and math.isfinite(r[col])])
@@ -95,6 +105,9 @@ def plot_curves(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
         for label, pts in lines:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=label)
+        identity_value = identity.get(series[-1][0])
+        if identity_value is not None and math.isfinite(identity_value):
+            ax.axhline(identity_value, color="black", linestyle=":", linewidth=1, label="identity (val)")
         if log_y and all(y > 0 for _, pts in lines for _, y in pts):
             ax.set_yscale("log")
         if overfit is not None and name != "Learning rate":

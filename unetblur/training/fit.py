@@ -7,6 +7,7 @@ Run folder::
     out/checkpoints/       best.ckpt (lowest val loss) and last.ckpt (every N steps and every epoch)
     out/model.pt           the best weights as a unetblur model file (spec + state dict + meta)
     out/curves_*.png       training curves (mse, mae, learning rate)
+    out/identity_baseline.json  val metrics of output = input: the bar the model must clear
     out/train.log          what happened, including the over-fitting warning
 
 The teacher (``BlurModule``) and the student (``DistillModule``) both go through :func:`fit`: it
@@ -16,8 +17,8 @@ factory it is given.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Callable, Literal
 
 from ..config import save_config, to_dict
 from ..errors import UnetblurError
+from ..fsutil import write_text_atomic
 
 log = logging.getLogger("unetblur.train")
 
@@ -34,6 +36,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 MODEL_FILE = "model.pt"
+IDENTITY_FILE = "identity_baseline.json"
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,17 @@ class _AtomicCheckpointIO:
                     torch.save(checkpoint, tmp)
 
         return AtomicTorchCheckpointIO()
+
+
+def identity_baseline(loader) -> dict[str, float]:
+    """The metrics of the identity mapping (output = input) over ``loader``, pooled like the epoch logs:
+    the bar a trained model must clear (``val/mse``, ``val/mse_face``, ``val/psnr``, ...)."""
+    from .module import MetricPool, batch_metrics
+
+    pool = MetricPool()
+    for batch in loader:
+        pool.add(batch_metrics(batch["image"], batch["target"], batch["mask"]))
+    return pool.result("val/")
 
 
 def throughput_meter():
@@ -365,6 +379,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             for c in trainer.callbacks) else "early stopping" if trainer.should_stop and
             trainer.current_epoch < cfg.epochs else "epochs")
 
+        identity = identity_baseline(datamodule.val_dataloader())
+        write_text_atomic(out / IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
         history = epoch_history(out / "metrics.csv")
         meta = {
             "trained_by": type(module).__name__,
@@ -374,13 +390,16 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             "global_step": int(trainer.global_step), "stopped_by": stopped_by,
             "wall_seconds_this_session": round(wall, 1),
             "train_images_per_second": round(meter.images_per_second, 2) if meter.images_per_second else None,
-            "val_metrics": val_metrics, "config": to_dict(cfg), **(extra_meta or {}),
+            "val_metrics": val_metrics, "val_identity_metrics": identity, "config": to_dict(cfg), **(extra_meta or {}),
         }
         model = export_model(module) if export_model else module.model
         save_model(model.cpu().eval(), out / MODEL_FILE, meta)
         log.info("saved %s (best epoch %d, val loss %s, %d images/epoch, stopped by %s)", out / MODEL_FILE,
                  best_epoch, val_metrics.get("val/loss"), meta["train_images"], stopped_by)
 
+        log.info("val vs identity (output = input): %s", ", ".join(
+            f"{k} {val_metrics[f'val/{k}']:.5g} vs {identity[f'val/{k}']:.5g}" for k in ("mse", "psnr", "mse_face", "mae_face")
+            if val_metrics.get(f"val/{k}") is not None and f"val/{k}" in identity))
         if meter.images_per_second:
             log.info("training throughput: %.1f images/s (batch %d, %s px, %s, %d process(es), %d torch threads)",
                      meter.images_per_second, cfg.batch_size, "x".join(map(str, meter.shape or ())),

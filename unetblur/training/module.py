@@ -99,21 +99,7 @@ class BlurModule(pl.LightningModule):
         and a batch without faces simply adds nothing to it).
         """
         rgb, _ = self.split_output(output.detach())
-        rgb, target, mask = rgb.float(), batch["target"].float(), batch["mask"]
-        n = rgb.shape[0]
-        face_pixels = int((mask > 0.5).sum())
-        bg_pixels = int(mask[:, :1].numel()) - face_pixels
-        for name in METRIC_NAMES:
-            fn = getattr(metrics, name)
-            if name in IMAGE_METRICS:
-                value, weight = fn(rgb, target), n
-            else:
-                weight = face_pixels if name in FACE_METRICS else bg_pixels
-                if weight == 0:
-                    continue  # not measurable in this batch (NaN); it must not poison the epoch mean
-                value = fn(rgb, target, mask)
-            if name.startswith("psnr") and not torch.isfinite(value):
-                value = torch.full_like(value, 100.0)  # identical images: cap the infinite PSNR
+        for name, (value, weight) in batch_metrics(rgb, batch["target"], batch["mask"]).items():
             self.log(f"{prefix}/{name}", value, on_step=False, on_epoch=True, batch_size=weight, sync_dist=True)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -154,6 +140,50 @@ class BlurModule(pl.LightningModule):
                                                                patience=hp.lr_patience)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/loss", "interval": "epoch"}}
         return opt
+
+
+@torch.no_grad()
+def batch_metrics(rgb: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
+    """Every metric of :data:`METRIC_NAMES` for one batch, with the weight that pools it over batches.
+
+    ``rgb``/``target`` N×3×H×W in [0, 1], ``mask`` N×1×H×W (1 = face). Weights: images for whole-image
+    metrics, face or background pixels for the masked ones; a masked metric whose region is empty in
+    this batch is left out (it is NaN: not measurable). PSNR of identical images is capped at 100 dB.
+    """
+    rgb, target = rgb.float(), target.float()
+    n = rgb.shape[0]
+    face_pixels = int((mask > 0.5).sum())
+    bg_pixels = int(mask[:, :1].numel()) - face_pixels
+    out = {}
+    for name in METRIC_NAMES:
+        fn = getattr(metrics, name)
+        if name in IMAGE_METRICS:
+            value, weight = fn(rgb, target), n
+        else:
+            weight = face_pixels if name in FACE_METRICS else bg_pixels
+            if weight == 0:
+                continue
+            value = fn(rgb, target, mask)
+        if name.startswith("psnr") and not torch.isfinite(value):
+            value = torch.full_like(value, 100.0)
+        out[name] = (value, weight)
+    return out
+
+
+class MetricPool:
+    """Pools :func:`batch_metrics` over batches the way the epoch logs do (weighted means)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, per_batch: dict[str, tuple[torch.Tensor, int]]) -> None:
+        for name, (value, weight) in per_batch.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value) * weight
+            self.weights[name] = self.weights.get(name, 0.0) + weight
+
+    def result(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}{k}": self.sums[k] / self.weights[k] for k in self.sums if self.weights[k] > 0}
 
 
 def finite_or_none(value) -> float | None:
