@@ -106,6 +106,24 @@ def time_frames(blurrer, frames, warmup: int = 2) -> tuple[float, list]:
     return len(frames) / (time.perf_counter() - start), masks
 
 
+def network_fps(model, frames, working_side: int, warmup: int = 1) -> float:
+    """Frames/s of the network alone at ``working_side`` (downscale + inference, no compositing): the
+    student's cost whatever its masks look like (an untrained model's full-frame mask makes the
+    compositing, not the network, the bottleneck)."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    f = min(1.0, working_side / max(h, w))
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = [cv2.resize(x, size, interpolation=cv2.INTER_AREA) if f < 1 else x for x in frames]
+    for x in small[:warmup]:
+        model.predict(x)
+    start = time.perf_counter()
+    for x in small:
+        model.predict(x)
+    return len(frames) / (time.perf_counter() - start)
+
+
 def flicker(masks, truth, min_size: float = 32) -> str:
     """"uncovered frames / frames with faces ≥ min_size" on the video (DESIGN.md mask coverage ≥ 0.8)."""
     from unetblur.runtime.temporal import uncovered_frames
@@ -189,13 +207,14 @@ def markdown(rows, meta) -> str:
              f"{meta['frames']} frames of one 1280×720 video (pan across a WIDER photo); coverage on "
              f"{meta['photos']} WIDER FACE train photos (each with a face ≥ 64 px), {meta['date']}.", "",
              f"Student model: `{meta['student']}` ({meta['student_note']}).", "",
-             "| method | operating point | frames/s (blurrer) | " + ("frames/s (end-to-end) | " if meta["end_to_end"] else "")
+             "| method | operating point | frames/s (blurrer) | frames/s (network only) | " + ("frames/s (end-to-end) | " if meta["end_to_end"] else "")
              + "recall ≥ 32 px (faces) | recall ≥ 64 px (faces) | false blur | "
              f"uncovered frames (hold 0 / hold {meta['hold']}) |",
-             "|---|---|---|" + ("---|" if meta["end_to_end"] else "") + "---|---|---|---|"]
+             "|---|---|---|---|" + ("---|" if meta["end_to_end"] else "") + "---|---|---|---|"]
     for r in rows:
         e2e = f" {r['fps_end_to_end']:.2f} |" if meta["end_to_end"] else ""
-        lines.append(f"| {r['method']} | {r['label']} | {r['fps']:.2f} |{e2e} {r['recall_32']:.3f} ({r['faces_32']}) | "
+        net = f"{r['fps_network']:.2f}" if r.get("fps_network") == r.get("fps_network") else "–"
+        lines.append(f"| {r['method']} | {r['label']} | {r['fps']:.2f} | {net} |{e2e} {r['recall_32']:.3f} ({r['faces_32']}) | "
                      f"{r['recall_64']:.3f} ({r['faces_64']}) | {r['false_blur']:.3f} | {r['flicker']} / {r['flicker_hold']} |")
     base = [r for r in rows if r["method"] == "centerface"]
     stud = [r for r in rows if r["method"] == "student"]
@@ -217,6 +236,8 @@ def markdown(rows, meta) -> str:
               "more than 8/255 (a method that blurs everything has recall 1 and false blur ≈ 1). Uncovered "
               "frames: frames of the video in which some ground-truth face ≥ 32 px (the photo's boxes moved with "
               "the pan) has < 80 % of its blur region blurred, without and with the temporal hold.",
+              "", "Network only: the student's downscale + inference alone (what a trained student with small face "
+              "masks approaches; an untrained one marks the whole frame, so its compositing blurs every pixel).",
               "", "Frames/s include inference and the full-resolution blur/compositing, not decoding or encoding "
               "(frames decoded once beforehand). The machine is shared, so timings carry noise from other jobs."]
     return "\n".join(lines) + "\n"
@@ -260,6 +281,7 @@ def main(argv=None) -> int:
         row = {"method": method, "scale": s, "fps": fps, "flicker": flicker(masks, truth),
                "flicker_hold": flicker(held_masks, truth),
                "label": f"{round(1280 * s)} px" if method == "student" else f"@{s:g}"}
+        row["fps_network"] = network_fps(model, frames, round(1280 * s)) if method == "student" else float("nan")
         if args.end_to_end:
             row["fps_end_to_end"] = end_to_end_fps(blurrer, video, args.out / f"{method}_{s:g}.mp4", len(frames))
         cache = {}
