@@ -2,7 +2,8 @@
 
 A compact U-Net runs on the whole frame, optionally downscaled to a *working size* (its cost grows
 with the pixels it sees). Its face mask (the mask channel, or where its RGB output differs from
-its input) is upsampled to the frame's resolution and split into connected components. Each
+its input) is split into connected components at the working size, and only each component's box
+is upsampled to the frame's resolution (cost grows with face area, not frame size). Each
 component becomes a face box, and the blur of that face is made at full resolution with the one
 blur definition (:func:`unetblur.blur.blur_patch`, strength from the face size). Pixels outside
 the blurred region are the input's, bit for bit: the network never touches the background.
