@@ -197,3 +197,31 @@ def test_fddb_ellipse_box_is_the_rotated_extent(tmp_path):
     (tmp_path / "fold.txt").write_text(f"img\n1\n10 10 {math.pi / 4} 50 50 1\n")
     face = read_fddb(tmp_path / "fold.txt", tmp_path).faces["img.jpg"][0]
     assert face.width == pytest.approx(20.0)
+
+
+def test_find_annotations_reads_a_roboflow_yolo_export(tmp_path):
+    for split in ("train", "valid"):
+        write_image(tmp_path / split / "images" / f"{split}1.jpg", np.zeros((20, 40, 3), np.uint8))
+        (tmp_path / split / "labels").mkdir(parents=True)
+        (tmp_path / split / "labels" / f"{split}1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "data.yaml").write_text("names: ['face']\n")
+    ann = find_annotations(tmp_path)
+    assert ann.format == "yolo" and sorted(ann.faces) == ["train/images/train1.jpg", "valid/images/valid1.jpg"]
+    assert ann.faces["train/images/train1.jpg"][0].box == pytest.approx((10, 5, 30, 15))
+
+
+def test_find_annotations_reads_a_roboflow_coco_export(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "_annotations.coco.json").write_text(json.dumps({
+            "images": [{"id": 0, "file_name": f"{split}.jpg"}], "categories": [{"id": 1, "name": "face"}],
+            "annotations": [{"id": 1, "image_id": 0, "bbox": [1, 2, 3, 4], "category_id": 1}]}))
+    ann = find_annotations(tmp_path)
+    assert ann.format == "coco" and sorted(ann.faces) == ["test/test.jpg", "train/train.jpg"]
+
+
+def test_find_annotations_reads_voc_annotations_beside_jpegimages(tmp_path):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations" / "a.xml").write_text(VOC.format(name="a.jpg"))
+    assert list(find_annotations(tmp_path).faces) == ["JPEGImages/a.jpg"]

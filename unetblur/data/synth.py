@@ -147,10 +147,11 @@ def draw_background(rng: np.random.Generator, size: int, backgrounds: list[np.nd
         img = img[:, ::-1]
     if rng.random() < 0.3:
         img = img[::-1]
-    gain = (rng.uniform(0.6, 1.25, 3) * rng.uniform(0.7, 1.2)).astype(np.float32)
-    shift = rng.uniform(-25, 25, 3).astype(np.float32)
-    out = img.astype(np.float32) * gain + shift
-    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+    gain = rng.uniform(0.6, 1.25, 3) * rng.uniform(0.7, 1.2)
+    shift = rng.uniform(-25, 25, 3)
+    # Per-channel gain and shift through a lookup table: no float copy of the image.
+    lut = np.clip(np.arange(256.0)[:, None] * gain + shift, 0, 255).astype(np.uint8)
+    return cv2.LUT(np.ascontiguousarray(img), lut.reshape(256, 1, 3))
 
 
 # --------------------------------------------------------------------------- drawing
