@@ -72,7 +72,7 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(img.convert("RGB"))
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
 # PIL's own guard (a warning above MAX_IMAGE_PIXELS, an error above twice that) uses the same limit,
@@ -89,7 +89,11 @@ def _too_large(path: Path, pixels: int | None) -> BadInputError:
 
 
 def _decode(path: str | os.PathLike, what: str) -> Image.Image:
-    """Open, size-check, fully decode and EXIF-orient one image file (the one guarded way in)."""
+    """Open, size-check, fully decode and EXIF-orient one image file (the one guarded way in).
+
+    The caller closes the returned image. No extra full-size copy is made unless the EXIF
+    orientation needs one (large photos: memory is the decoded image plus the array made from it).
+    """
     path = Path(path)
     if path.is_dir():
         raise BadInputError(path, f"is a folder, expected {what} file")
@@ -101,17 +105,27 @@ def _decode(path: str | os.PathLike, what: str) -> Image.Image:
         fh = open(path, "rb")
     except OSError as exc:
         raise BadInputError(path, f"cannot read file ({exc.strerror})") from None
+    img = None
     try:
         with fh, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fh) as img:
+            try:
+                img = Image.open(fh)
                 w, h = img.size
                 if w * h > MAX_PIXELS:
                     raise _too_large(path, w * h)
                 if w < 1 or h < 1:
                     raise BadInputError(path, "image has no pixels")
                 img.load()
-                return ImageOps.exif_transpose(img)
+                if img.getexif().get(0x0112, 1) not in (0, 1):
+                    upright = ImageOps.exif_transpose(img)
+                    img.close()
+                    img = upright
+                return img
+            except BaseException:
+                if img is not None:
+                    img.close()
+                raise
     except BadInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -134,9 +148,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     decoding, so a decompression bomb costs no memory). Memory while decoding is about 3 bytes per
     pixel for the result plus one decoded copy (4 bytes per pixel for 16-bit images).
     """
-    arr = np.ascontiguousarray(_to_rgb_uint8(_decode(path, "image")))
+    img = _decode(path, "image")
+    try:
+        arr = _to_rgb_uint8(img)
+    finally:
+        img.close()  # free the decoded image before the copy below: lower peak memory
     # np.asarray over a Pillow image is a read-only view; callers draw on, augment and hand
     # these arrays to torch, so they get an ordinary writable array.
+    arr = np.ascontiguousarray(arr)
     return arr if arr.flags.writeable else arr.copy()
 
 
@@ -144,9 +163,12 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a single-channel mask PNG as HW uint8 (0 or 255 expected), with the same guards as
     :func:`read_image` (empty, corrupt, too large) and EXIF orientation applied."""
     img = _decode(path, "mask")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return np.ascontiguousarray(_to_rgb_uint8(img)[..., 0])
-    return np.array(img.convert("L"))
+    try:
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            return np.ascontiguousarray(_to_rgb_uint8(img)[..., 0])
+        return np.array(img if img.mode == "L" else img.convert("L"))
+    finally:
+        img.close()
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95, exif: bytes | None = None) -> None:
