@@ -307,3 +307,17 @@ def test_interrupted_build_leaves_no_half_dataset(tmp_path, monkeypatch):
 def test_bad_split_is_a_usage_error(tmp_path):
     with pytest.raises(UnetblurError, match="--split"):
         build_dataset(BuildConfig(source=str(tmp_path), out=str(tmp_path / "o"), split=(-1, 0, 0)))
+
+
+def test_file_detector_builds_from_boxes_in_a_file(tmp_path):
+    src = make_source(tmp_path / "src", n=3)
+    code = main(["data", "build", str(src), "-o", str(tmp_path / "out"), "--detector", f"file:{src / 'faces.json'}",
+                 "--size", "32", "--no-progress"])
+    assert code == 0
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert m["targets_from"] == "detector:file:faces.json" and m["faces_total"] == 4
+
+
+def test_data_without_a_subcommand_prints_help_and_exits_2(capsys):
+    assert main(["data"]) == 2
+    assert "build" in capsys.readouterr().err

@@ -121,3 +121,8 @@ def test_synth_cli_builds_and_reports(tmp_path, capsys):
 def test_synth_rejects_a_zero_count(tmp_path):
     with pytest.raises(UnetblurError, match="--count"):
         synthesize(tmp_path / "o", count=0)
+
+
+def test_samples_cli_writes_a_photo_a_video_and_their_faces(tmp_path, capsys):
+    assert main(["data", "samples", "-o", str(tmp_path / "s"), "--frames", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sample.jpg", "sample.mp4", "sample_faces.jsonl"]
