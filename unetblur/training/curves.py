@@ -87,6 +87,7 @@ def plot_curves(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     run_dir = Path(run_dir)
     history = epoch_history(run_dir / "metrics.csv") if history is None else history
@@ -113,6 +114,7 @@ def plot_curves(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = 
         if overfit is not None and name != "Learning rate":
             ax.axvline(overfit["epoch"] + 1, color="grey", linestyle="--", linewidth=1,
                        label=f"best val (epoch {overfit['epoch'] + 1})")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(f"{name}: {title}")
