@@ -16,6 +16,7 @@ metrics, curves, resume, time budget and devices as ``unetblur train``.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,13 +115,12 @@ class DistillModule(BlurModule):
         for (name, s_mod, s_w), (_, t_mod, t_w) in zip(s_pts, t_pts):
             # 1×1 adapter from student width to teacher width; identity where they agree.
             self.adapters[name] = nn.Identity() if s_w == t_w else nn.Conv2d(s_w, t_w, 1, bias=False)
-            s_mod.register_forward_hook(self._keeper("student", name))
-            t_mod.register_forward_hook(self._keeper("teacher", name))
+            # partials of a method, not closures: the module stays picklable (ddp_spawn)
+            s_mod.register_forward_hook(functools.partial(self._keep_feature, "student", name))
+            t_mod.register_forward_hook(functools.partial(self._keep_feature, "teacher", name))
 
-    def _keeper(self, who: str, name: str):
-        def hook(module, inputs, output):
-            self._features[who][name] = output
-        return hook
+    def _keep_feature(self, who: str, name: str, module, inputs, output) -> None:
+        self._features[who][name] = output
 
     # ------------------------------------------------------------------ modes, devices, parameters
 
