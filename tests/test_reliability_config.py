@@ -206,3 +206,32 @@ def test_the_readme_exit_code_table_matches_the_constants():
 
     for code in (errors.EXIT_OK, errors.EXIT_FINDINGS, errors.EXIT_USAGE, errors.EXIT_INTERNAL):
         assert f"| {code} |" in readme
+
+
+MISSING_INPUT = {
+    "compare": ["compare", "--data", "{missing}", "--method", "oracle", "--out", "{out}"],
+    "bench": ["bench", "{missing}.onnx"],
+    "plot": ["plot", "{missing}", "--out", "{out}"],
+    "prune": ["prune", "{missing}.pt", "-o", "{out}/p.pt"],
+    "distill": ["distill", "--teacher", "{missing}.pt", "--preset", "tiny", "--data", "{missing}", "--out", "{out}"],
+    "export": ["export", "{missing}.pt", "-o", "{out}"],
+    "data check": ["data", "check", "{missing}"],
+    "data build": ["data", "build", "{missing}", "-o", "{out}"],
+    "train": ["train", "--data", "{missing}", "--out", "{out}"],
+    "blur": ["blur", "{missing}.jpg", "--model", "centerface", "-o", "{out}/x.jpg"],
+}
+
+
+@pytest.mark.parametrize("verb", MISSING_INPUT)
+def test_every_verb_names_a_missing_input_with_exit_2_and_writes_nothing(tmp_path, capsys, verb):
+    import importlib
+
+    if importlib.util.find_spec(f"unetblur.commands.{verb.split()[0]}") is None:
+        pytest.skip(f"{verb} not built yet")
+    missing, out = tmp_path / "nowhere", tmp_path / "out"
+    argv = [a.format(missing=missing, out=out) for a in MISSING_INPUT[verb]]
+    code, _, err = bad.run_cli(argv, capsys)
+    assert code == EXIT_USAGE, err
+    bad.assert_one_clear_line(err, "nowhere")
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists() or bad.files_under(out) == []
