@@ -89,6 +89,26 @@ def test_an_existing_run_is_not_overwritten_without_resume(trained_run):
         train(cfg)
 
 
+def test_resume_with_another_model_is_refused_before_anything_is_written(trained_run):
+    before = (trained_run / "config.yaml").read_text()
+    cfg = replace(load_config(TrainConfig, [trained_run / "config.yaml"]), model="student_v1", resume=True)
+    with pytest.raises(UnetblurError, match="cannot resume: the checkpoint does not match this model"):
+        train(cfg)
+    assert (trained_run / "config.yaml").read_text() == before
+
+
+def test_flags_override_the_yaml_config(tmp_path):
+    from unetblur.cli import build_parser
+    from unetblur.commands.train import FIELDS
+
+    yaml_file = tmp_path / "t.yaml"
+    yaml_file.write_text("epochs: 7\nlr: 0.005\n")
+    args = build_parser().parse_args(["train", "--data", "d", "--config", str(yaml_file), "--epochs", "2",
+                                      "--devices", "2", "--no-augment"])
+    cfg = load_config(TrainConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    assert (cfg.epochs, cfg.lr, cfg.devices, cfg.augment, cfg.batch_size) == (2, 0.005, "2", False, 16)
+
+
 def test_curves_can_be_plotted_from_a_run_folder_into_another_folder(trained_run, tmp_path):
     written = plot_curves(trained_run, tmp_path)
     assert sorted(p.name for p in written) == ["curves_lr.png", "curves_mae.png", "curves_mse.png"]

@@ -22,11 +22,13 @@ def register(sub) -> None:
     p.add_argument("--model", help="preset (teacher, student_v1, student_v2, tiny), smp:<encoder> "
                                    "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
+    p.add_argument("--mask-weight", type=float, help="weight of the mask channel's BCE in the loss (default 1)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     p.add_argument("--lr-decay", choices=("exponential", "plateau", "none"))
     p.add_argument("--lr-gamma", type=float, help="decay factor per epoch (exponential) or per plateau (default 0.95)")
+    p.add_argument("--lr-patience", type=int, help="plateau: epochs without val improvement before a decay (default 3)")
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--loss", choices=("mse", "face_weighted"), help="mse (the thesis) or face_weighted")
     p.add_argument("--face-weight", type=float, help="face_weighted: weight of face pixels (default 5)")
@@ -51,7 +53,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("data", "model", "mask_channel", "epochs", "batch_size", "lr", "lr_decay", "lr_gamma", "weight_decay",
+FIELDS = ("data", "model", "mask_channel", "mask_weight", "epochs", "batch_size", "lr", "lr_decay", "lr_gamma",
+          "lr_patience", "weight_decay",
           "loss", "face_weight", "ssim_weight", "early_stop_patience", "seed", "out", "resume", "accelerator",
           "devices", "num_nodes", "strategy", "precision", "num_workers", "crop_size", "augment", "limit",
           "max_minutes", "checkpoint_every_n_steps", "progress")

@@ -151,6 +151,24 @@ def _open_run_folder(cfg, out: Path) -> Path | None:
     return None
 
 
+def _check_resumable(module, ckpt_path: Path, out: Path) -> None:
+    """Refuse (before anything is written) a resume whose checkpoint cannot load into this module."""
+    import pickle
+    import torch
+
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UnetblurError(f"{ckpt_path}: cannot resume: not a readable checkpoint "
+                            f"({str(exc).strip().splitlines()[0][:160]}); start a new run with another --out") from None
+    try:
+        module.load_state_dict(ckpt.get("state_dict", {}))
+    except RuntimeError as exc:
+        raise UnetblurError(f"{ckpt_path}: cannot resume: the checkpoint does not match this model "
+                            f"({str(exc).splitlines()[0][:160]}); resume with the run's own settings "
+                            f"(--config {out / 'config.yaml'})") from None
+
+
 class _AtomicCheckpointIO:
     """Lightning CheckpointIO that writes through a temporary file, so a kill mid-save never leaves a
     truncated last.ckpt (the file a resume depends on)."""
@@ -304,6 +322,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     module = make_module(cfg)  # before touching the folder: a bad model name writes nothing
+    if resume_from is not None:
+        _check_resumable(module, resume_from, out)
     datamodule = BlurDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                 augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed)
 
@@ -347,15 +367,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             deterministic=False,
         )
         started = time.monotonic()
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
-                        weights_only=True)
-        except (RuntimeError, KeyError) as exc:
-            if resume_from is not None and ("state_dict" in str(exc) or "size mismatch" in str(exc)):
-                raise UnetblurError(f"{resume_from}: cannot resume: the checkpoint does not match this model "
-                                    f"({str(exc).splitlines()[0][:200]}); resume with the run's own config "
-                                    f"(--config {out / 'config.yaml'})") from None
-            raise
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
         wall = time.monotonic() - started
         if not trainer.is_global_zero:
             return out
