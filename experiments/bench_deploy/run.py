@@ -47,29 +47,37 @@ def parse_args(argv=None):
     p.add_argument("--runs", type=int, default=0, help="timed pairs per size (default: 20 at ≤256², 5 above)")
     p.add_argument("--calib-count", type=int, default=32)
     p.add_argument("--eval-count", type=int, default=0, help="validation images for quality (0: all)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"INT8 variants to try (default all: {', '.join(VARIANTS)})")
+    p.add_argument("--stem", default="results", help="file stem of the outputs in --out (default results)")
     p.add_argument("--work", default="runs/bench_deploy")
     p.add_argument("--out", default=str(HERE))
     return p.parse_args(argv)
 
 
 def paired_timing(a, b, x: np.ndarray, runs: int, warmup: int = 2) -> dict:
-    """Time ``a.run(x)`` and ``b.run(x)`` alternately; medians, p10/p90 and median per-pair ratio a/b."""
+    """Time ``a.run(x)`` and ``b.run(x)`` alternately. Wall-clock medians and p10/p90, the process
+    CPU time per call (with 1 intra-op thread ORT computes in the calling thread, so CPU time is
+    the latency on an idle core, robust to other processes sharing the machine), and speed-ups
+    as the median of per-pair ratios (wall and CPU)."""
     for _ in range(warmup):
         a.run(x), b.run(x)
-    ta, tb = [], []
+    wall = {"a": [], "b": []}
+    cpu = {"a": [], "b": []}
     for i in range(runs):
-        for model, times in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
-            t0 = time.perf_counter()
+        for key, model in (("a", a), ("b", b)) if i % 2 == 0 else (("b", b), ("a", a)):
+            c0, t0 = time.process_time(), time.perf_counter()
             model.run(x)
-            times.append((time.perf_counter() - t0) * 1000)
-    ta, tb = np.asarray(ta), np.asarray(tb)
+            wall[key].append((time.perf_counter() - t0) * 1000)
+            cpu[key].append((time.process_time() - c0) * 1000)
+    ta, tb = np.asarray(wall["a"]), np.asarray(wall["b"])
+    ca, cb = np.asarray(cpu["a"]), np.asarray(cpu["b"])
 
-    def stats(t):
+    def stats(t, c):
         return {"median_ms": round(float(np.median(t)), 2), "p10_ms": round(float(np.percentile(t, 10)), 2),
-                "p90_ms": round(float(np.percentile(t, 90)), 2)}
+                "p90_ms": round(float(np.percentile(t, 90)), 2), "cpu_median_ms": round(float(np.median(c)), 2)}
 
-    return {"fp32": stats(ta), "int8": stats(tb), "speedup_median_of_ratios": round(float(np.median(ta / tb)), 2),
-            "runs": runs}
+    return {"fp32": stats(ta, ca), "int8": stats(tb, cb), "speedup_median_of_ratios": round(float(np.median(ta / tb)), 2),
+            "cpu_speedup_median_of_ratios": round(float(np.median(ca / np.maximum(cb, 1e-6))), 2), "runs": runs}
 
 
 def main(argv=None) -> int:
@@ -98,6 +106,9 @@ def main(argv=None) -> int:
             models[name] = path
 
     sizes = parse_sizes(args.sizes)
+    unknown = [v for v in args.variants.split(",") if v.strip() and v.strip() not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     parity_images = dataset_images(args.data, "val", 8) if args.data else []
     parity_images = parity_images or synthetic_images(8, seed=3, sizes=((128, 128), (96, 160)))
     calib = dataset_images(args.data, "train", args.calib_count) if args.data else []
@@ -121,7 +132,8 @@ def main(argv=None) -> int:
                  "parity_fp32_max_abs": report["parity_fp32"]["max_abs_diff"], "variants": {}}
         batches = calibration_batches(calib, stride)
         onnx_models = {"fp32": fp32}
-        for variant, kw in VARIANTS.items():
+        for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
+            kw = VARIANTS[variant]
             path = out / f"{name}.{variant}.onnx"
             settings = quantize_int8(fp32_path, path, batches, method="minmax", **kw)
             q = OnnxModel(path, threads=args.threads, providers=["CPUExecutionProvider"], name=variant)
@@ -136,7 +148,8 @@ def main(argv=None) -> int:
             v["profile_128"] = profile_operators(path, 128, 128, threads=args.threads, runs=10)
             entry["variants"][variant] = v
             print(f"{name} {variant}: {v['size_kb']} KB, PSNR vs fp32 {v['vs_fp32']['mean_psnr_db']} dB, "
-                  + ", ".join(f"{s} ×{t['speedup_median_of_ratios']}" for s, t in v["latency"].items()),
+                  + ", ".join(f"{s} ×{t['speedup_median_of_ratios']} (CPU ×{t['cpu_speedup_median_of_ratios']})"
+                              for s, t in v["latency"].items()),
                   file=sys.stderr, flush=True)
         entry["fp32_profile_128"] = profile_operators(fp32_path, 128, 128, threads=args.threads, runs=10)
         if args.data:
@@ -145,9 +158,9 @@ def main(argv=None) -> int:
     results["seconds"] = round(time.perf_counter() - started, 1)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "results.md").write_text(render(results))
-    print(f"wrote {out_dir / 'results.md'} in {results['seconds']} s", file=sys.stderr)
+    (out_dir / f"{args.stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / f"{args.stem}.md").write_text(render(results))
+    print(f"wrote {out_dir / (args.stem + '.md')} in {results['seconds']} s", file=sys.stderr)
     return 0
 
 
@@ -162,19 +175,23 @@ def render(r: dict) -> str:
              f"Command: `{r['command']}`  ", f"Machine: {m['processor']}, {m['cpu_count']} cores (shared), "
              f"VNNI: {m['vnni']}, onnxruntime {m['onnxruntime']}, {r['threads']} intra-op threads, batch 1.  ",
              f"Quality images: {r['data']}. Run time {r['seconds']} s.", "",
-             "Latency: FP32 and INT8 timed interleaved; median (p10–p90) ms; speed-up = median of per-pair ratios.", ""]
+             "Latency: FP32 and INT8 timed interleaved; wall-clock median (p10–p90) ms; CPU = process CPU ms per "
+             "call (with 1 thread: the latency on an idle core); speed-ups = median of per-pair ratios.", ""]
     for name, e in r["models"].items():
         lines += [f"## {name}: {e['spec']}, {e['parameters']:,} parameters, FP32 {e['fp32_kb']} KB "
                   f"(torch vs ORT max abs diff {e['parity_fp32_max_abs']:.1e})", "",
-                  "| variant | KB | × smaller | PSNR vs FP32 (dB) | size | FP32 ms | INT8 ms | speed-up |",
-                  "|---|---:|---:|---:|---|---:|---:|---:|"]
+                  "| variant | KB | × smaller | PSNR vs FP32 (dB) | size | FP32 wall ms | INT8 wall ms | wall speed-up "
+                  "| FP32 CPU ms | INT8 CPU ms | CPU speed-up |",
+                  "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
         for variant, v in e["variants"].items():
             for i, (size, t) in enumerate(v["latency"].items()):
                 f, q = t["fp32"], t["int8"]
                 head = (f"| {variant} | {v['size_kb']} | {e['fp32_kb'] / v['size_kb']:.2f} | "
                         f"{v['vs_fp32']['mean_psnr_db']} |" if i == 0 else "| | | | |")
                 lines.append(f"{head} {size} | {f['median_ms']} ({f['p10_ms']}–{f['p90_ms']}) | "
-                             f"{q['median_ms']} ({q['p10_ms']}–{q['p90_ms']}) | ×{t['speedup_median_of_ratios']} |")
+                             f"{q['median_ms']} ({q['p10_ms']}–{q['p90_ms']}) | ×{t['speedup_median_of_ratios']} | "
+                             f"{f.get('cpu_median_ms', '—')} | {q.get('cpu_median_ms', '—')} | "
+                             f"×{t.get('cpu_speedup_median_of_ratios', '—')} |")
         lines += ["", "Per-operator time at 128×128 (ORT profile, ms per run, share):", "",
                   "| graph | " + " | ".join(["top operators"]) + " |", "|---|---|"]
         for label, prof in [("fp32", e["fp32_profile_128"])] + [(k, v["profile_128"]) for k, v in e["variants"].items()]:

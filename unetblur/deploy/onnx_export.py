@@ -69,8 +69,12 @@ def set_metadata(model_proto, entries: dict[str, str]) -> None:
 
 
 def _training_size(meta: dict) -> str:
-    for key in ("training_size", "train_size", "crop_size", "image_size"):
-        value = meta.get(key)
+    """Side of the training images, from what ``train``/``distill`` store in the model's meta
+    (the crop size if training cropped, else the dataset's image size); "" when unknown."""
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    manifest = meta.get("dataset_manifest") if isinstance(meta.get("dataset_manifest"), dict) else {}
+    for value in (meta.get("training_size"), meta.get("train_size"), config.get("crop_size"),
+                  meta.get("crop_size"), manifest.get("image_size"), meta.get("image_size")):
         if value:
             return str(value)
     return ""
