@@ -170,3 +170,16 @@ def test_distill_without_a_teacher_exits_2_with_a_hint(setup, tmp_path, capsys):
 def test_thesis_student_configs_load(name):
     cfg = load_config(DistillConfig, [ROOT / "experiments" / "thesis" / f"{name}.yaml"])
     assert cfg.model == name and cfg.alpha == 0.7
+
+
+def test_alpha_one_trains_without_running_the_teacher_but_still_measures_it_on_val():
+    teacher = build_model(UNetSpec.symmetric((8, 16, 32)))
+    calls = []
+    teacher.register_forward_hook(lambda *a: calls.append(1))
+    module = DistillModule(build_model("tiny"), teacher, alpha=1.0)
+    batch = _batch()
+    loss, parts = module.train().compute_loss(module(batch["image"]), batch)
+    assert "loss_distill" not in parts and not calls
+    assert torch.equal(loss, parts["loss_gt"])
+    _, parts = module.eval().compute_loss(module(batch["image"]), batch)
+    assert "loss_distill" in parts and calls

@@ -144,6 +144,11 @@ class DistillModule(BlurModule):
 
     def compute_loss(self, output: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss_gt, parts = super().compute_loss(output, batch)
+        parts["loss_gt"] = loss_gt
+        if self.training and self.alpha == 1.0 and self.feature_weight == 0:
+            # The no-teacher baseline: skipping the teacher's forward pass gives it the same steps per minute
+            # as `unetblur train`, so equal --max-minutes budgets stay fair; val still logs loss_distill.
+            return loss_gt, parts
         teacher_out = self.teacher_output(batch["image"]).to(output.dtype)
         rgb, mask_prob = self.split_output(output)
         loss_distill, _ = self.loss_fn(rgb, teacher_out[:, :3], batch["mask"])
@@ -151,7 +156,6 @@ class DistillModule(BlurModule):
             with torch.autocast(device_type=mask_prob.device.type, enabled=False):
                 soft = F.binary_cross_entropy(mask_prob.float().clamp(1e-6, 1 - 1e-6), teacher_out[:, 3:4].float())
             loss_distill = loss_distill + self.hparams.mask_weight * soft
-        parts["loss_gt"] = loss_gt
         parts["loss_distill"] = loss_distill
         loss = self.alpha * loss_gt + (1.0 - self.alpha) * loss_distill
         if self.feature_weight > 0:
