@@ -238,3 +238,20 @@ def test_read_arrays_are_writable_so_torch_and_opencv_can_use_them(tmp_path, mak
     path = path[0] if isinstance(path, tuple) else path
     assert uio.read_image(path).flags.writeable
     assert uio.read_mask(path).flags.writeable
+
+
+def test_a_large_photo_is_read_within_about_ten_bytes_per_pixel(tmp_path):
+    # The documented bound (README, reliability): reading needs the decoded image plus the array.
+    h, w = 3000, 4000
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[..., 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+    path = tmp_path / "big.jpg"
+    Image.fromarray(arr).save(path, quality=85)
+    code = ("import resource; from unetblur.io import read_image; "
+            "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            f"a = read_image({str(path)!r}); "
+            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) * 1024)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    growth = int(result.stdout.strip())
+    assert growth < 14 * h * w, f"{growth / (h * w):.1f} bytes per pixel"
