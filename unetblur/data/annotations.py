@@ -23,6 +23,9 @@ Formats (``FORMATS``):
 ``plain``     plain JSON ``{"image.jpg": [[x1, y1, x2, y2], ...]}`` (entries may also be
               ``{"box": [...], "score": s}`` dicts), or a ``faces.jsonl`` as ``data build`` writes.
 
+Boxes are taken to refer to the photo as displayed, with its EXIF orientation applied (what LabelMe,
+CVAT and Roboflow show while labelling), which is how ``read_image`` returns it.
+
 Label filtering (YOLO, VOC, COCO, LabelMe): when some class names contain ``face``, only those
 classes are read; otherwise every box is taken to be a face (a single-class face export).
 """

@@ -228,14 +228,11 @@ def _init_worker(cfg: BuildConfig, tmp_root: str, in_pool: bool = False) -> None
 
 
 def _detect(image: np.ndarray, key: str) -> list[Face]:
+    from ..detectors import FileDetector
+
     det = _WORKER["detector"]
-    if cfg_is_file(det):
-        return det.detect(image, path=key)
-    return det.detect(image)
-
-
-def cfg_is_file(detector) -> bool:
-    return hasattr(detector, "lookup")
+    # Boxes from a file are looked up by the photo's path; real detectors look at the pixels.
+    return det.detect(image, path=key) if isinstance(det, FileDetector) else det.detect(image)
 
 
 def _process(task: _Task) -> dict:
