@@ -237,3 +237,32 @@ def test_the_haar_detector_works_or_says_what_to_install(tmp_path, capsys):
     code, _, err = bad.run_cli(["blur", "--model", "haar", image, "-o", tmp_path / "o.png"], capsys)
     assert code in (EXIT_OK, EXIT_USAGE), err
     assert "internal error" not in err
+
+
+@pytest.fixture(scope="module")
+def tiny_unet_files(tmp_path_factory):
+    """The tiny U-Net as a torch file and as an ONNX export (random weights: only shapes matter here)."""
+    from unetblur.deploy.onnx_export import export_onnx
+    from unetblur.models import build_model, save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    model = build_model("tiny").eval()
+    pt = save_model(model, folder / "tiny.pt")
+    onnx_path = export_onnx(model, folder / "tiny.onnx", {})
+    return {"pt": pt, "onnx": onnx_path}
+
+
+@pytest.mark.parametrize("mode", ["raw", "composite"])
+@pytest.mark.parametrize("backend", ["pt", "onnx"])
+@pytest.mark.parametrize("make,size", [(bad.make_one_pixel, (1, 1)), (bad.make_smaller_than_stride, (5, 5)),
+                                       (bad.make_odd_sized, (53, 37))], ids=["1x1", "5x5", "37x53"])
+def test_u_nets_blur_images_smaller_than_their_stride_and_keep_the_size(tmp_path, capsys, tiny_unet_files,
+                                                                        backend, mode, make, size):
+    from PIL import Image
+
+    out = tmp_path / "out.png"
+    code, _, err = bad.run_cli(["blur", "--model", tiny_unet_files[backend], "--mode", mode, make(tmp_path),
+                                "-o", out, "--no-progress"], capsys)
+    assert code == EXIT_OK, err
+    with Image.open(out) as img:
+        assert img.size == size
