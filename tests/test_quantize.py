@@ -84,3 +84,13 @@ def test_tensorrt_target_quantises_activations_symmetrically_with_zero_points_of
     zero_points = {n.input[2] for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     assert zero_points and all(inits[z].dtype == np.int8 and not inits[z].any() for z in zero_points)
+
+
+def test_fp16_export_of_a_net_with_resize_layers_is_a_valid_checked_graph(tmp_path):
+    from unetblur.models import PRESETS
+
+    spec = PRESETS["tiny"].with_options(upsample="nearest", stem_stride=2, mask_channel=True)
+    save_model(random_calibrated_model(spec), tmp_path / "resize.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "resize.pt"), out_dir=str(tmp_path / "out"), fp16=True,
+                                       parity_count=2))
+    assert report["fp16"]["vs_fp32"]["mean_psnr_db"] >= 40

@@ -161,7 +161,7 @@ def _shrink(image: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
-def dataset_images(root: str | os.PathLike, split: str, count: int, seed: int = 0) -> list[np.ndarray]:
+def dataset_images(root: str | os.PathLike, split: str, count: int) -> list[np.ndarray]:
     """Up to ``count`` input images of ``split`` (evenly spread over the sorted list), HWC uint8,
     shrunk to ``MAX_SIDE``. Unreadable files are skipped."""
     from ..data.layout import list_samples
@@ -247,7 +247,7 @@ def export_model(cfg: ExportConfig) -> dict:
     source = "synthetic"
     parity_images: list[np.ndarray] = []
     if cfg.data:
-        parity_images = dataset_images(cfg.data, "val", cfg.parity_count, cfg.seed)
+        parity_images = dataset_images(cfg.data, "val", cfg.parity_count)
         source = f"{cfg.data} (val split)" if parity_images else source
     if not parity_images:
         parity_images = synthetic_images(max(cfg.parity_count, 2), cfg.seed)
@@ -271,7 +271,7 @@ def export_model(cfg: ExportConfig) -> dict:
 
         if cfg.int8:
             calib_source = "synthetic"
-            calib = dataset_images(cfg.data, "train", cfg.calib_count, cfg.seed) if cfg.data else []
+            calib = dataset_images(cfg.data, "train", cfg.calib_count) if cfg.data else []
             if calib:
                 calib_source = f"{cfg.data} (train split)"
             else:

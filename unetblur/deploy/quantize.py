@@ -117,11 +117,63 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, cal
 
 def convert_fp16(fp32_path: str | os.PathLike, out_path: str | os.PathLike) -> dict:
     """FP16 weights and arithmetic with float32 inputs/outputs kept (callers need no change).
-    Uses the float16 converter ONNX Runtime ships (``onnxruntime.transformers.float16``)."""
+    Uses the float16 converter ONNX Runtime ships (``onnxruntime.transformers.float16``).
+
+    ``Resize`` stays in float32 (ORT's CPU backend has no float16 Resize), and the constants feeding
+    its ``roi``/``scales`` inputs, which the converter turns into float16, are restored to float32
+    (float16 there is an invalid graph). The converter appends its casts at the
+    end of the node list, so nodes are re-sorted topologically (``onnx.checker`` and TensorRT's
+    parser require it) and the result is checked."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(fp32_path))
-    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True)
+    half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=True,
+                                    op_block_list=[*DEFAULT_OP_BLOCK_LIST, "Resize"])
+    _restore_float32_resize_constants(half.graph)
+    _topological_sort(half.graph)
+    del half.graph.value_info[:]  # stale intermediate types from before the conversion; re-inferred on load
+    try:
+        onnx.checker.check_model(half, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise UnetblurError(f"FP16 conversion produced an invalid graph ({str(exc).splitlines()[0][:200]}); "
+                            "export without --fp16") from None
     onnx.save_model(half, str(out_path))
-    return {"io": "float32", "compute": "float16"}
+    return {"io": "float32", "compute": "float16", "kept_float32": "Resize"}
+
+
+def _restore_float32_resize_constants(graph) -> None:
+    """Resize's roi (input 1) and scales (input 2) must be float32 whatever the data type."""
+    import onnx
+    from onnx import numpy_helper
+
+    wanted = {name for n in graph.node if n.op_type == "Resize" for name in list(n.input)[1:3] if name}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] in wanted:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == onnx.TensorProto.FLOAT16:
+                    attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name))
+    for init in graph.initializer:
+        if init.name in wanted and init.data_type == onnx.TensorProto.FLOAT16:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+
+
+def _topological_sort(graph) -> None:
+    """Reorder ``graph.node`` so every node comes after the producers of its inputs (Kahn's algorithm)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise UnetblurError("FP16 conversion produced a graph with a cycle or a missing input; export FP32 instead")
+        for n in ready:
+            ordered.append(n)
+            available.update(n.output)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    copies = [type(n)() for n in ordered]
+    for copy, n in zip(copies, ordered):
+        copy.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
