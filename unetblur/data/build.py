@@ -224,7 +224,9 @@ def _init_worker(cfg: BuildConfig, tmp_root: str, in_pool: bool = False) -> None
     _WORKER.clear()
     _WORKER.update(cfg=cfg, root=Path(tmp_root), settings=cfg.blur_settings(), detector=None)
     if cfg.detector:
-        _WORKER["detector"] = open_detector(cfg.detector)
+        # One ONNX Runtime thread per worker process: parallelism comes from --workers.
+        options = {"threads": 1} if in_pool and cfg.detector.split("@")[0] == "centerface" else {}
+        _WORKER["detector"] = open_detector(cfg.detector, **options)
 
 
 def _detect(image: np.ndarray, key: str) -> list[Face]:
