@@ -1,7 +1,9 @@
 """``unetblur bench``: latency, throughput and memory of an ONNX file under ONNX Runtime.
 
 Torch-free (runs on the device too). Latency is the median of ``runs`` timed calls after ``warmup``
-untimed ones, batch 1, random input of each size; the spread is p10/p90. Memory is the process's
+untimed ones, batch 1, random input of each size; the spread is p10/p90. ``cpu_median_ms`` is the
+process CPU time per call: with ``--threads 1`` it is the latency on an idle core even when other
+jobs share the machine (with more threads it also counts ORT's spin-waiting). Memory is the process's
 resident set: ``rss_mb`` after the runs of a size and ``peak_rss_mb`` (``getrusage`` high-water
 mark, so it never decreases: sizes are run smallest first). ``tracemalloc`` would miss ORT's arena.
 """
@@ -86,16 +88,18 @@ def time_session(model, width: int, height: int, runs: int, warmup: int, seed: i
     x = np.random.default_rng(seed).random((1, 3, height, width), dtype=np.float32)
     for _ in range(warmup):
         model.run(x)
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         model.run(x)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
     t = np.asarray(times)
     median = float(np.median(t))
     return {"size": f"{width}x{height}", "median_ms": round(median, 2), "p10_ms": round(float(np.percentile(t, 10)), 2),
             "p90_ms": round(float(np.percentile(t, 90)), 2), "min_ms": round(float(t.min()), 2), "runs": runs,
             "warmup": warmup, "fps": round(1000 / median, 2) if median > 0 else None,
+            "cpu_median_ms": round(float(np.median(cpu)), 2),
             "ms_per_megapixel": round(median / (width * height / 1e6), 2)}
 
 
@@ -126,8 +130,9 @@ def benchmark(cfg: BenchConfig) -> dict:
         result["stride"] = model.stride
         for w, h in sizes:
             row = time_session(model, *_to_stride(w, h, model.stride), cfg.runs, cfg.warmup)
-            row.update(provider=provider, requested=f"{w}x{h}", rss_mb=round(current_rss_mb(), 1),
-                       peak_rss_mb=round(peak_rss_mb(), 1))
+            rss = current_rss_mb()
+            row.update(provider=provider, requested=f"{w}x{h}", rss_mb=round(rss, 1),
+                       peak_rss_mb=round(max(rss, peak_rss_mb()), 1))
             result["results"].append(row)
         del model
     if cfg.profile:
@@ -193,9 +198,9 @@ def format_table(result: dict) -> str:
     """The benchmark as a fixed-width text table (one row per provider × size)."""
     head = (f"{result['model']}  ({result.get('precision', '?')}, {result.get('size_kb')} KB)  "
             f"threads: {result['threads']}  onnxruntime {result['onnxruntime']}  {result['processor']}")
-    cols = ["provider", "size", "median ms", "p10 ms", "p90 ms", "fps", "ms/MP", "rss MB", "peak MB"]
+    cols = ["provider", "size", "median ms", "p10 ms", "p90 ms", "cpu ms", "fps", "ms/MP", "rss MB", "peak MB"]
     rows = [[r["provider"].replace("ExecutionProvider", ""), r["size"], f"{r['median_ms']:.2f}", f"{r['p10_ms']:.2f}",
-             f"{r['p90_ms']:.2f}", f"{r['fps']:.1f}", f"{r['ms_per_megapixel']:.1f}", f"{r['rss_mb']:.0f}",
+             f"{r['p90_ms']:.2f}", f"{r['cpu_median_ms']:.2f}", f"{r['fps']:.1f}", f"{r['ms_per_megapixel']:.1f}", f"{r['rss_mb']:.0f}",
              f"{r['peak_rss_mb']:.0f}"] for r in result["results"]]
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
     lines = [head, "  ".join(c.rjust(w) for c, w in zip(cols, widths))]
