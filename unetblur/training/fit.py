@@ -367,8 +367,15 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             deterministic=False,
         )
         started = time.monotonic()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
-                    weights_only=True)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
+                        weights_only=True)
+        except SystemExit:  # Lightning turns Ctrl-C into exit(1) after a graceful shutdown
+            if not trainer.interrupted:
+                raise
+            log.info("interrupted at step %d; continue with the same command plus --resume (model.pt not written)",
+                     trainer.global_step)
+            raise KeyboardInterrupt from None
         wall = time.monotonic() - started
         if not trainer.is_global_zero:
             return out
