@@ -332,6 +332,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     handler = _setup_file_log(out) if rank_zero else None
     try:
         if rank_zero:
+            if resume_from is None:  # a fresh run: rows of an earlier attempt killed before its first checkpoint go
+                (out / "metrics.csv").unlink(missing_ok=True)
             save_config(cfg, out / "config.yaml")
             log.info("%s %s in %s (data %s)", "resuming" if resume_from else "training",
                      type(module).__name__, out, data)
@@ -407,6 +409,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
             "dataset": str(data), "dataset_manifest": _manifest_summary(read_manifest(data)),
             "train_images": len(datamodule.train_set), "val_images": len(datamodule.val_set),
             "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
+            "epochs_trained": round(trainer.global_step / max(1, trainer.num_training_batches), 2),
             "global_step": int(trainer.global_step), "stopped_by": stopped_by,
             "wall_seconds_this_session": round(wall, 1),
             "train_images_per_second": round(meter.images_per_second, 2) if meter.images_per_second else None,
