@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--model", help="preset (teacher, student_v1, student_v2, tiny), smp:<encoder> "
                                    "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
-    p.add_argument("--mask-weight", type=float, help="weight of the mask channel's BCE in the loss (default 1)")
+    p.add_argument("--mask-weight", type=float, help="weight of the mask channel's BCE in the loss (default 0.1)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")

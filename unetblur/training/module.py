@@ -38,7 +38,7 @@ class BlurModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_decay: str = "exponential", lr_gamma: float = 0.95, lr_patience: int = 3,
-                 loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 1.0):
+                 loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 0.1):
         super().__init__()
         if lr_decay not in LR_DECAYS:
             raise UnetblurError(f"unknown lr_decay {lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
