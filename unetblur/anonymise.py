@@ -29,13 +29,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from .blur import BlurSettings
 from .errors import EXIT_FINDINGS, EXIT_OK, BadInputError, UnetblurError
-from .faces import Face
 from .fsutil import atomic_path, same_file
 
 #: Where the experiments stage ships the default student model.
@@ -569,7 +568,8 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
         path, reason = summary.skipped[0]
         raise UnetblurError(f"{path}: {reason}")
     if jobs_seen == 0 and not summary.skipped:
-        summary.notes.append("no images or videos found" + ("" if cfg.recursive else " (use --recursive for subfolders)"))
+        hint = "" if cfg.recursive else " (use --recursive for subfolders)"
+        summary.notes.append("no images or videos found" + hint)
     return summary
 
 

@@ -67,7 +67,8 @@ def input_kind(text: str) -> str:
                               f"{' '.join(IMAGE_EXTENSIONS)}; videos: {' '.join(VIDEO_EXTENSIONS)}")
 
 
-def iter_media(root: str | os.PathLike, recursive: bool = False, skip: str | os.PathLike | None = None) -> Iterator[Path]:
+def iter_media(root: str | os.PathLike, recursive: bool = False,
+               skip: str | os.PathLike | None = None) -> Iterator[Path]:
     """Image and video files under ``root`` in sorted order, streamed (a folder of 10,000 files is
     never listed at once). Hidden files and folders (our temporaries) are skipped, and so is the
     folder ``skip`` (the output folder when it lies inside the input folder)."""
@@ -376,7 +377,8 @@ def mux_audio(video_only: str | os.PathLike, source: str | os.PathLike, out: str
     proc = subprocess.run(base + args + [str(out)], capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
-        raise UnetblurError(f"{out}: cannot add the audio of {source} ({lines[-1][:200] if lines else 'ffmpeg error'}); "
+        why = lines[-1][:200] if lines else "ffmpeg error"
+        raise UnetblurError(f"{out}: cannot add the audio of {source} ({why}); "
                             "pass --no-audio to drop it")
     return "re-encoded"
 

@@ -74,7 +74,8 @@ class TemporalBlurrer:
 
 
 def face_coverage(mask: np.ndarray, face: Face, settings: BlurSettings | None = None) -> float:
-    """Share (0-1) of ``face``'s ``blur_faces`` region (ellipse/box of ``settings``) inside ``mask`` (HW, >0 = blurred)."""
+    """Share (0-1) of ``face``'s ``blur_faces`` region (ellipse/box of ``settings``) inside ``mask``
+    (HW, > 0 = blurred)."""
     h, w = mask.shape[:2]
     region = face_mask((h, w), face, settings or BlurSettings()) > 0
     n = int(region.sum())
