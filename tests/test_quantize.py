@@ -94,3 +94,11 @@ def test_fp16_export_of_a_net_with_resize_layers_is_a_valid_checked_graph(tmp_pa
     report = export_model(ExportConfig(model=str(tmp_path / "resize.pt"), out_dir=str(tmp_path / "out"), fp16=True,
                                        parity_count=2))
     assert report["fp16"]["vs_fp32"]["mean_psnr_db"] >= 40
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_works_with_images_of_different_sizes(tmp_path, method):
+    save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                       calib_method=method, calib_count=3, parity_count=2, int8_min_psnr=0))
+    assert report["int8"]["calib_method"] == method and report["int8"]["calibration_size"] == 128

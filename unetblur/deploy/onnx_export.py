@@ -200,11 +200,27 @@ def synthetic_images(count: int, seed: int = 0, sizes: Sequence[tuple[int, int]]
     return images
 
 
-def calibration_batches(images: Sequence[np.ndarray], stride: int) -> list[np.ndarray]:
-    """One 1×3×H×W float32 batch per image, reflect-padded to the stride (what the runtime feeds)."""
+#: Side of the calibration crops when the model does not record its training size.
+DEFAULT_CALIB_SIZE = 128
+
+
+def calibration_batches(images: Sequence[np.ndarray], stride: int, size: int = DEFAULT_CALIB_SIZE) -> list[np.ndarray]:
+    """One 1×3×S×S float32 batch per image: shorter side resized to S, centre-cropped (S rounded up
+    to the stride). One shape for all: the entropy and percentile calibrators stack their batches."""
+    import cv2
+
     from .parity import image_batch
 
-    return [rt.reflect_pad(image_batch(im), stride)[0] for im in images]
+    side = -(-max(int(size), stride) // stride) * stride
+    batches = []
+    for im in images:
+        h, w = im.shape[:2]
+        s = side / min(h, w)
+        nh, nw = max(side, round(h * s)), max(side, round(w * s))
+        resized = cv2.resize(im, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        y, x = (nh - side) // 2, (nw - side) // 2
+        batches.append(image_batch(np.ascontiguousarray(resized[y:y + side, x:x + side])))
+    return batches
 
 
 # --------------------------------------------------------------------------- the command
@@ -277,10 +293,13 @@ def export_model(cfg: ExportConfig) -> dict:
             else:
                 calib = synthetic_images(max(cfg.calib_count, 1), cfg.seed + 1)
             int8 = tmp / f"{name}.int8.onnx"
-            settings = quantize_int8(fp32, int8, calibration_batches(calib, stride), method=cfg.calib_method,
+            trained = _training_size(meta)
+            calib_size = min(int(trained), MAX_SIDE) if trained.isdigit() else DEFAULT_CALIB_SIZE
+            settings = quantize_int8(fp32, int8, calibration_batches(calib, stride, calib_size), method=cfg.calib_method,
                                      per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
                                      quant_format=cfg.quant_format, target=cfg.int8_target)
             settings["calibration_source"] = calib_source
+            settings["calibration_size"] = calib_size
             _stamp(int8, {**model_metadata(model, meta, "int8"),
                           "quantization": json.dumps(settings, sort_keys=True)})
             int8_model = rt.OnnxModel(int8, providers=["CPUExecutionProvider"], name="int8")
