@@ -250,3 +250,31 @@ def test_compositing_temporal_and_the_blur_command_import_without_torch():
             "import unetblur.commands.blur\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+class MaskOf:
+    """A perfect student: its mask is a given full-resolution mask, resized to the size it is run at."""
+
+    name = "perfect"
+    stride = 1
+
+    def __init__(self, mask: np.ndarray):
+        self.mask = mask.astype(np.float32) / 255.0
+
+    def predict(self, image):
+        h, w = image.shape[:2]
+        return image.copy(), cv2.resize(self.mask, (w, h), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("working_size", [None, 64])
+def test_a_perfect_mask_reproduces_the_blur_faces_target(working_size):
+    from unetblur.blur import blur_faces, face_mask
+    from unetblur.evaluate.metrics import blur_completeness
+
+    img = scene(120, 160, faces=())
+    faces = [Face(20, 20, 50, 58), Face(100, 50, 140, 100)]
+    target, mask = blur_faces(img, faces)
+    out = CompositingBlurrer(MaskOf(mask), working_size=working_size)(img).image
+    for face in faces:
+        region = face_mask(img.shape[:2], face, BlurSettings()) > 0
+        assert 0.9 <= float(blur_completeness(out, img, target, region)) <= 1.1
