@@ -332,3 +332,25 @@ def test_a_model_that_fails_on_the_warm_up_frame_stops_the_stream_before_any_out
     with pytest.raises(UnetblurError, match="failed on a blank 96×64 frame"):
         blur_stream(broken, str(src), tmp_path / "rec.mp4", BlurConfig(progress=False), Summary())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4"]
+
+
+def test_a_video_with_a_damaged_middle_is_written_from_the_decodable_frames_and_reported(tmp_path, model, capsys):
+    src = make_video(tmp_path / "clip.mp4", audio=False, frames=20)
+    data = bytearray(src.read_bytes())
+    a, b = len(data) // 3, 2 * len(data) // 3
+    data[a:b] = np.random.default_rng(7).integers(0, 256, b - a, dtype=np.uint8).tobytes()
+    src.write_bytes(bytes(data))
+    assert blur(src, "--model", model) == 1
+    err = capsys.readouterr().err
+    assert "damaged video" in err and "clip.mp4" in err
+    assert 0 < count_frames(tmp_path / "clip_blurred.mp4") < 20
+
+
+def test_an_unreadable_stream_prints_exactly_one_line_on_the_process_stderr(tmp_path, model):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "unetblur", "blur", "rtsp://127.0.0.1:9/nothing", "--model", model,
+                           "-o", str(tmp_path / "rec.mp4")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -90,6 +90,7 @@ class Summary:
 
     written: list[tuple[str, str]] = field(default_factory=list)   # (input, output)
     existing: list[tuple[str, str]] = field(default_factory=list)  # (input, output) left alone (skip_existing)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (input, problem): written, but incomplete
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (input, reason)
     frames: int = 0
     black_frames: int = 0          # streams: frames blacked out because inference failed (fail closed)
@@ -98,7 +99,7 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FINDINGS if self.skipped else EXIT_OK
+        return EXIT_FINDINGS if self.skipped or self.problems else EXIT_OK
 
     def format(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped"
@@ -107,6 +108,9 @@ class Summary:
                  + (f", {self.black_frames} frames blacked out (inference failed)" if self.black_frames else "")
                  + f" in {self.seconds:.1f} s"]
         lines += [f"  note: {n}" for n in self.notes]
+        if self.problems:
+            lines.append("problems:")
+            lines += [f"  {path}: {problem}" for path, problem in self.problems]
         if self.skipped:
             lines.append("skipped:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
@@ -295,9 +299,10 @@ def _ffmpeg_rate(info) -> str:
 
 
 def blur_video_file(blurrer, source: str | os.PathLike, output: str | os.PathLike, cfg: BlurConfig,
-                    progress: bool = True) -> tuple[int, list[str]]:
+                    progress: bool = True, problems: list | None = None) -> tuple[int, list[str]]:
     """Anonymise a video file into ``output``: every frame, same frame rate, audio kept unless ``cfg.audio``
-    is False. Returns (frames written, notes)."""
+    is False. Returns (frames written, notes). Damaged stretches ffmpeg had to skip are appended to
+    ``problems`` as (input, what) (the output then holds every frame that could be decoded, anonymised)."""
     from .media import VideoReader, VideoWriter, mux_audio, probe_video
     from .runtime.temporal import TemporalBlurrer
 
@@ -348,6 +353,11 @@ def blur_video_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
             mask_writer.close()
         if frames == 0:
             raise BadInputError(source, "the video has no decodable frames")
+        if reader.errors and problems is not None:
+            expected = f" of about {info.frames_estimate}" if info.frames_estimate else ""
+            problems.append((str(source), f"damaged video: only {frames}{expected} frames could be decoded; "
+                                          f"the output has those frames ({len(reader.errors)} decoder errors, first: "
+                                          f"{reader.errors[0][:120]})"))
         if want_audio:
             how = mux_audio(video_tmp, source, tmp)
             if how == "re-encoded":
@@ -544,7 +554,8 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
             drain(0)  # finish pending images before a video takes every core
             try:
                 if job.kind == "video":
-                    frames, notes = blur_video_file(blurrer, job.source, job.output, cfg)
+                    frames, notes = blur_video_file(blurrer, job.source, job.output, cfg,
+                                                    problems=summary.problems)
                     summary.notes += notes
                 else:
                     frames = blur_stream(blurrer, job.source, job.output, cfg, summary)

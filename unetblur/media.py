@@ -205,10 +205,20 @@ class VideoReader:
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                       bufsize=self.frame_bytes)
         self._queue: Queue = Queue(maxsize=max(1, prefetch))
-        self._stderr = b""
+        #: ffmpeg's error lines (damaged packets it skipped), drained continuously so a file with many
+        #: errors never blocks the decoder on a full stderr pipe.
+        self.errors: list[str] = []
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, name="unetblur-decode-log", daemon=True)
+        self._stderr_thread.start()
         self._thread = threading.Thread(target=self._read, name="unetblur-decode", daemon=True)
         self._stop = False
         self._thread.start()
+
+    def _drain_stderr(self) -> None:
+        for raw in iter(self._proc.stderr.readline, b""):
+            line = raw.decode(errors="replace").strip()
+            if line and len(self.errors) < 1000:
+                self.errors.append(line)
 
     def _read(self) -> None:
         try:
@@ -228,10 +238,10 @@ class VideoReader:
                 break
             yield frame
         self._proc.wait()
-        self._stderr = self._proc.stderr.read() if self._proc.stderr else b""
+        self._stderr_thread.join(timeout=5)
         if self._proc.returncode not in (0, None) and not self._stop:
-            tail = self._stderr.decode(errors="replace").strip().splitlines()
-            raise BadInputError(self.path, f"video decoding failed ({tail[-1][:160] if tail else 'ffmpeg error'})")
+            why = self.errors[-1][:160] if self.errors else "ffmpeg error"
+            raise BadInputError(self.path, f"video decoding failed ({why})")
 
     def close(self) -> None:
         self._stop = True
@@ -407,8 +417,9 @@ class CaptureSource:
         target = cam if cam is not None else source
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(open_timeout_s * 1000)]
-        with contextlib.suppress(Exception):
-            os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        # OpenCV's FFmpeg backend prints its own "[tcp @ 0x…] Connection … failed" lines; our one
+        # error line says the same for users (set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's).
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         try:
             self.cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
         except cv2.error:
