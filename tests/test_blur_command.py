@@ -354,3 +354,10 @@ def test_an_unreadable_stream_prints_exactly_one_line_on_the_process_stderr(tmp_
                            "-o", str(tmp_path / "rec.mp4")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_the_default_working_size_caps_the_network_input_and_zero_means_native(model):
+    from unetblur.anonymise import BlurConfig, open_blurrer_for
+
+    assert open_blurrer_for(BlurConfig(model=model)).working_size == 1920
+    assert open_blurrer_for(BlurConfig(model=model, working_size=0)).working_size is None

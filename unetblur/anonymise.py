@@ -57,7 +57,8 @@ class BlurConfig:
     overwrite: bool = False
     skip_existing: bool = False            # leave existing outputs alone and move on (resume a batch/shard)
     keep_metadata: bool = False
-    working_size: int | None = None        # composite: longer side the network runs at (None: native)
+    working_size: int | None = 1920        # composite: longer side the network runs at, frames larger are
+                                           # downscaled for it (0 or None: always native; never upscales)
     scales: tuple[float, ...] = (1.0,)     # composite: extra passes at these fractions of the working size
     threshold: float = 0.5                 # composite: mask probability that counts as face
     dilate: int = 0                        # composite: grow the mask by this many pixels
@@ -139,7 +140,7 @@ def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
     if is_model_spec(spec):
         options = {}
         if cfg.mode == "composite":
-            options = {"working_size": cfg.working_size, "scales": tuple(cfg.scales), "threshold": cfg.threshold,
+            options = {"working_size": cfg.working_size or None, "scales": tuple(cfg.scales), "threshold": cfg.threshold,
                        "dilate": cfg.dilate}
         return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
     return open_blurrer(spec, settings, threads=threads)

@@ -38,7 +38,8 @@ def register(sub) -> None:
     _bool_flag(p, "skip-existing", "leave existing outputs alone and continue (resume an interrupted batch/shard)")
     _bool_flag(p, "keep-metadata", "keep EXIF (incl. GPS) in images; stripped by default")
     p.add_argument("--working-size", type=int, metavar="PX",
-                   help="composite: run the network with the longer side at PX pixels (default: native)")
+                   help="composite: run the network with the longer side at most PX pixels (default 1920: native up "
+                        "to 1080p, so a 48 MP photo does not need gigabytes; 0 = always native)")
     p.add_argument("--scales", type=_scales, metavar="S,S", help="composite: passes at these fractions of the "
                                                                 "working size, masks OR-ed (default 1; e.g. 1,0.5)")
     p.add_argument("--threshold", type=float, help="composite: mask probability counted as face (default 0.5)")
