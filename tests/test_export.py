@@ -89,3 +89,9 @@ def test_export_refuses_an_onnx_file_as_input(tmp_path):
 def test_export_command_prints_the_written_file(tiny_model_file, tmp_path, capsys):
     assert main(["export", str(tiny_model_file), "-o", str(tmp_path), "--parity-count", "1"]) == 0
     assert "tiny.onnx" in capsys.readouterr().out
+
+
+def test_a_simplified_export_keeps_parity_and_metadata(tiny_model_file, tmp_path):
+    report = export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path), simplify=True, parity_count=1))
+    assert report["parity_fp32"]["max_abs_diff"] < 1e-4
+    assert OnnxModel(tmp_path / "tiny.onnx").metadata["stride"] == "4"

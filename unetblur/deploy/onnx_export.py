@@ -321,7 +321,8 @@ def export_model(cfg: ExportConfig) -> dict:
             except Exception as exc:  # some ORT builds lack FP16 CPU kernels; the file is for GPUs
                 fp16_model = None
                 entry["vs_fp32"] = None
-                entry["checked_on"] = f"not checked here ({str(exc).splitlines()[0][:160]})"
+                reason = str(getattr(exc, "problem", exc)).splitlines()[0][:160]
+                entry["checked_on"] = f"not checked here: ONNX Runtime's CPU backend cannot run it ({reason})"
             report["fp16"] = entry
             if entry["vs_fp32"] is not None:
                 _check_floor("FP16", entry["vs_fp32"], cfg.fp16_min_psnr, "export FP32 for this model")
