@@ -250,8 +250,8 @@ def main(argv=None) -> int:
     p.add_argument("--student-scales", type=parse_floats, default=[0.25, 0.375, 0.5, 0.75, 1.0],
                    help="working size as a fraction of the frame's longer side (1280 on the video)")
     p.add_argument("--centerface-scales", type=parse_floats, default=[0.25, 0.5, 0.75, 1.0])
-    p.add_argument("--frames", type=int, default=15, help="frames of the 1280×720 video")
-    p.add_argument("--photos", type=int, default=40, help="WIDER photos for coverage")
+    p.add_argument("--frames", type=int, default=10, help="frames of the 1280×720 video")
+    p.add_argument("--photos", type=int, default=20, help="WIDER photos for coverage (each with a face ≥ 64 px)")
     p.add_argument("--wider", type=Path, default=DEFAULT_WIDER)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--end-to-end", action="store_true", help="also time the whole video pipeline (decode+encode)")
