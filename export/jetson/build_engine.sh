@@ -23,7 +23,8 @@ STRIDE=$(python3 -c "from unetblur.runtime.onnx import read_onnx_metadata as m; 
 round() { echo $(( ($1 + STRIDE - 1) / STRIDE * STRIDE )); }
 W=$(round "$MAX_W"); H=$(round "$MAX_H"); MIN=$(round 128)
 SHAPES="--minShapes=image:1x3x${MIN}x${MIN} --optShapes=image:1x3x${H}x${W} --maxShapes=image:1x3x${H}x${W}"
-ENGINE="${ONNX%.onnx}.${MODE}.plan"
+BASE=${ONNX%.onnx}; BASE=${BASE%.int8}; BASE=${BASE%.fp16}
+ENGINE="${BASE}.${MODE}.plan"          # student.int8.onnx → student.int8.plan, student.onnx → student.fp16.plan
 case "$MODE" in
   int8) FLAGS="--int8 --fp16" ;;   # layers left unquantised (e.g. the sigmoid head) may run in FP16
   fp16) FLAGS="--fp16" ;;
