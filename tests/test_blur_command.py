@@ -361,3 +361,20 @@ def test_the_default_working_size_caps_the_network_input_and_zero_means_native(m
 
     assert open_blurrer_for(BlurConfig(model=model)).working_size == 1920
     assert open_blurrer_for(BlurConfig(model=model, working_size=0)).working_size is None
+
+
+def test_a_stream_can_be_re_streamed_to_a_url(tmp_path):
+    from unetblur.anonymise import BlurConfig, Summary, blur_stream
+    from unetblur.runtime.base import BlurResult
+
+    src = make_video(tmp_path / "camera.mp4", audio=False)
+    halve = lambda image, faces=None: BlurResult(image // 2)  # noqa: E731
+    frames = blur_stream(halve, str(src), "udp://127.0.0.1:23456", BlurConfig(progress=False, hold_frames=0), Summary())
+    assert frames == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.mp4"]
+
+
+def test_re_streaming_a_file_input_to_a_url_is_refused(tmp_path, model, capsys):
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--model", model, "-o", "udp://127.0.0.1:23456") == 2
+    assert "webcam/stream inputs only" in capsys.readouterr().err
