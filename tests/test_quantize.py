@@ -78,8 +78,9 @@ def test_tensorrt_target_quantises_activations_symmetrically_with_zero_points_of
 
     save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
     report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
-                                       int8_target="tensorrt", calib_count=2, parity_count=2, int8_min_psnr=0))
+                                       int8_target="tensorrt", calib_count=2, parity_count=2))
     assert report["int8"]["activations"] == "int8 symmetric" and report["int8"]["reduce_range"] is False
+    assert "simulated in float" in report["int8"]["checked_as"]
     graph = onnx.load(str(tmp_path / "out" / "tiny.int8.onnx")).graph
     zero_points = {n.input[2] for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -102,3 +103,10 @@ def test_histogram_calibration_works_with_images_of_different_sizes(tmp_path, me
     report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
                                        calib_method=method, calib_count=3, parity_count=2, int8_min_psnr=0))
     assert report["int8"]["calib_method"] == method and report["int8"]["calibration_size"] == 128
+
+
+def test_tensorrt_target_of_a_student_sized_net_passes_the_30_db_floor_as_tensorrt_computes_it(tmp_path):
+    save_model(random_calibrated_model("student_v1"), tmp_path / "student.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "student.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                       int8_target="tensorrt", calib_count=4, parity_count=2))
+    assert report["int8"]["vs_fp32"]["mean_psnr_db"] >= 30

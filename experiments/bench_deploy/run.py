@@ -13,7 +13,8 @@ quality numbers from random weights are only a smoke check.
 Because the machine is shared, FP32 and each INT8 variant are timed *interleaved* (call A, call B,
 call A, ...) so both see the same background load; the speed-up is the median of per-pair ratios.
 Variants tried: QDQ per-channel (reduce_range auto = the export default), QDQ per-tensor,
-QOperator per-channel. Writes ``results.json`` and ``results.md`` into ``--out``; models and ONNX
+QOperator per-channel, QDQ per-channel with 8-bit weights (reduce_range off), and the TensorRT
+flavour (symmetric int8 activations) run on the CPU. Writes ``results.json`` and ``results.md`` into ``--out``; models and ONNX
 files go to ``--work`` (git-ignored). Takes about 3-4 minutes on 2 cores with the defaults.
 """
 
@@ -34,6 +35,8 @@ VARIANTS = {  # name → quantize_int8 keyword arguments
     "int8_qdq_perchannel": dict(per_channel=True, reduce_range="auto", quant_format="qdq"),
     "int8_qdq_pertensor": dict(per_channel=False, reduce_range="auto", quant_format="qdq"),
     "int8_qop_perchannel": dict(per_channel=True, reduce_range="auto", quant_format="qoperator"),
+    "int8_qdq_perchannel_fullrange": dict(per_channel=True, reduce_range="off", quant_format="qdq"),
+    "int8_qdq_tensorrt_s8s8": dict(per_channel=True, quant_format="qdq", target="tensorrt"),
 }
 
 
@@ -140,6 +143,9 @@ def main(argv=None) -> int:
             onnx_models[variant] = q
             v = {"settings": settings, "size_kb": round(path.stat().st_size / 1024, 1),
                  "vs_fp32": compare_outputs(fp32, q, parity_images), "latency": {}}
+            if kw.get("target") == "tensorrt":  # what TensorRT computes: the QDQ graph as written, in float
+                v["vs_fp32_simulated"] = compare_outputs(fp32, OnnxModel(path, threads=args.threads, optimize=False),
+                                                         parity_images)
             for w, h in sizes:
                 pw, ph = -(-w // stride) * stride, -(-h // stride) * stride
                 x = np.random.default_rng(0).random((1, 3, ph, pw), dtype=np.float32)
@@ -183,7 +189,11 @@ def render(r: dict) -> str:
                   "| variant | KB | × smaller | PSNR vs FP32 (dB) | size | FP32 wall ms | INT8 wall ms | wall speed-up "
                   "| FP32 CPU ms | INT8 CPU ms | CPU speed-up |",
                   "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+        notes = []
         for variant, v in e["variants"].items():
+            if "vs_fp32_simulated" in v:
+                notes.append(f"{variant}: PSNR vs FP32 {v['vs_fp32']['mean_psnr_db']} dB with ORT's x86 int8 kernels, "
+                             f"{v['vs_fp32_simulated']['mean_psnr_db']} dB as TensorRT computes it (QDQ in float)")
             for i, (size, t) in enumerate(v["latency"].items()):
                 f, q = t["fp32"], t["int8"]
                 head = (f"| {variant} | {v['size_kb']} | {e['fp32_kb'] / v['size_kb']:.2f} | "
@@ -192,6 +202,7 @@ def render(r: dict) -> str:
                              f"{q['median_ms']} ({q['p10_ms']}–{q['p90_ms']}) | ×{t['speedup_median_of_ratios']} | "
                              f"{f.get('cpu_median_ms', '—')} | {q.get('cpu_median_ms', '—')} | "
                              f"×{t.get('cpu_speedup_median_of_ratios', '—')} |")
+        lines += [""] + [f"* {n}" for n in notes] if notes else []
         lines += ["", "Per-operator time at 128×128 (ORT profile, ms per run, share):", "",
                   "| graph | " + " | ".join(["top operators"]) + " |", "|---|---|"]
         for label, prof in [("fp32", e["fp32_profile_128"])] + [(k, v["profile_128"]) for k, v in e["variants"].items()]:

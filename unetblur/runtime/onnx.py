@@ -49,10 +49,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def open_session(path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None,
-                 profile_prefix: str | None = None):
+                 profile_prefix: str | None = None, optimize: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``path``; a missing, truncated or invalid file raises
     :class:`BadInputError` with one line. ``threads`` sets intra-op threads (None: ORT's default,
-    one per core). ``profile_prefix`` turns on ORT's per-operator profiling."""
+    one per core). ``profile_prefix`` turns on ORT's per-operator profiling. ``optimize=False``
+    turns ORT's graph optimisations off: a QDQ graph then runs as written (quantise, dequantise,
+    float convolution), i.e. the quantised arithmetic without the CPU's int8 kernels (a reference
+    for what TensorRT computes)."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -66,6 +69,8 @@ def open_session(path: str | os.PathLike, threads: int | None = None, providers:
             raise UnetblurError(f"threads must be at least 1, got {threads}")
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.log_severity_level = 3  # warnings about unused initialisers etc. are noise for users
     if profile_prefix:
         opts.enable_profiling = True
@@ -109,13 +114,14 @@ class OnnxModel:
     ``threads``: ONNX Runtime intra-op threads (None: one per core).
     ``providers``: execution providers, best first, names or ``(name, options)`` pairs
     (None: the available ones, CPU last).
+    ``optimize``: False runs the graph as written (see :func:`open_session`); for checks only.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None,
-                 name: str | None = None):
+                 name: str | None = None, optimize: bool = True):
         self.path = Path(path)
         self.threads = threads
-        self.session = open_session(self.path, threads, providers)
+        self.session = open_session(self.path, threads, providers, optimize=optimize)
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
