@@ -288,3 +288,20 @@ def test_the_thread_count_reaches_the_centerface_detector():
 def test_compare_without_a_dataset_says_to_pass_data(tmp_path):
     with pytest.raises(UnetblurError, match="--data"):
         compare(CompareConfig(methods=("oracle",), out=str(tmp_path / "o")))
+
+
+def test_an_original_is_scored_with_the_faces_of_every_crop_made_from_it(tmp_path):
+    root = write_tiny_dataset(tmp_path / "ds", counts=(0, 0, 2))
+    _add_originals(root)
+    records = list(iter_faces_jsonl(root / "faces.jsonl"))
+    # Pretend both test images are crops of one photo, each record knowing only its own faces.
+    original = read_image(root / "originals" / records[0]["source"])
+    records[1]["source"] = records[0]["source"]
+    records[0]["source_faces"] = [Face(2, 2, 20, 24).to_dict()]
+    records[1]["source_faces"] = [Face(30, 30, 50, 54).to_dict(), Face(2, 2, 20, 24).to_dict()]
+    write_faces_jsonl(root / "faces.jsonl", records)
+    out = compare(CompareConfig(data=str(root), methods=("oracle",), out=str(tmp_path / "o"), threads=1,
+                                warmup=0, grid_images=0, reid=False))
+    summary = load_summary(out)
+    assert summary["images"]["original"] == 1 and original.shape[0] == 64
+    assert summary["methods"]["oracle"]["metrics"]["original"]["faces"]["all"] == 2

@@ -228,6 +228,14 @@ def _original_cases(root: Path, manifest: dict, split: str, limit: int, records:
         source_root = root / source_root
     if not source_root.is_dir():
         return []
+    # In crops mode each record holds only the faces of its window: an original's faces are the
+    # union over every record made from it (deduplicated by box).
+    faces_of_source: dict[str, dict[tuple, Face]] = {}
+    for rec in records.values():
+        if rec.get("source"):
+            bucket = faces_of_source.setdefault(str(rec["source"]), {})
+            for f in _faces_of(rec, "source_faces"):
+                bucket.setdefault(tuple(round(v, 1) for v in f.box), f)
     cases, seen = [], set()
     for sample in list_samples(root, split):
         if limit and len(cases) >= limit:
@@ -236,7 +244,6 @@ def _original_cases(root: Path, manifest: dict, split: str, limit: int, records:
         if not rec or not rec.get("source") or rec["source"] in seen:
             continue  # crops of one photo share their original: score it once
         seen.add(rec["source"])
-        faces = _faces_of(rec, "source_faces")
         path = Path(rec["source"])
         path = path if path.is_absolute() else source_root / path
         try:
@@ -244,8 +251,8 @@ def _original_cases(root: Path, manifest: dict, split: str, limit: int, records:
         except BadInputError as exc:
             skipped.append(str(exc))
             continue
-        h, w = image.shape[:2]
-        faces = [c for c in (f.clipped(w, h) for f in faces) if c is not None]
+        # Unclipped, as the dataset build blurs them, so the ellipse of a face at the border is the same.
+        faces = [f for f in faces_of_source[str(rec["source"])].values() if f.is_valid()]
         target, mask = blur_faces(image, faces, settings)
         cases.append(Case(f"{split}/{sample.stem} (original)", image, target, (mask > 127).astype(np.uint8),
                           faces, [f.width for f in faces]))
