@@ -133,7 +133,8 @@ def plot_pareto(summary: dict, path: str | os.PathLike, metric: str = "mse") -> 
             ax.scatter([x], [y], color=_COLORS[k % len(_COLORS)], s=40, zorder=3)
         else:  # oracle / identity: reference points, not contenders (the oracle reads the ground truth)
             ax.scatter([x], [y], facecolors="none", edgecolors="grey", s=40, zorder=3)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # Alternate label offsets so close points (a model and its INT8 export) stay readable.
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4 if k % 2 == 0 else -11), fontsize=8)
     # The front is over real methods only.
     idx = [i for i in range(len(pts)) if real[i]]
     front = [idx[i] for i in pareto_front([pts[i] for i in idx])]
