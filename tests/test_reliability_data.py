@@ -138,9 +138,6 @@ COCO_BAD_TYPES = {
 }
 
 
-@pytest.mark.xfail(reason="data/annotations.py read_coco/checked_face: wrong JSON types crash with exit 3 "
-                          "(ValueError float('high') in checked_face; TypeError iterating images=5; "
-                          "unhashable list id); reported to the lead", strict=False)
 @pytest.mark.parametrize("case", COCO_BAD_TYPES, ids=list(COCO_BAD_TYPES))
 def test_coco_values_of_the_wrong_type_are_a_clear_error_not_a_crash(tmp_path, capsys, case):
     src = tmp_path / "src"

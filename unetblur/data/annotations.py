@@ -117,7 +117,15 @@ def checked_face(ann: Annotations, key: str, x1, y1, x2, y2, *, score: float = 1
     if not (vals[2] > vals[0] and vals[3] > vals[1]):
         ann.problem(key, f"box {vals} has a non-positive width or height; dropped")
         return None
-    return Face(*vals, score=float(score), ellipse=ellipse)
+    try:
+        score = float(score)
+    except (TypeError, ValueError):
+        ann.problem(key, f"box {vals} has a non-numeric score {score!r}; dropped")
+        return None
+    if not math.isfinite(score):
+        ann.problem(key, f"box {vals} has a non-finite score {score!r}; dropped")
+        return None
+    return Face(*vals, score=score, ellipse=ellipse)
 
 
 def _xywh(ann, key, x, y, w, h, score=1.0):
@@ -402,6 +410,10 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
     data = _load_json(path)
     if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
         raise UnetblurError(f"{path}: not a COCO file (needs 'images' and 'annotations')")
+    for section in ("images", "annotations"):
+        if not isinstance(data[section], list):
+            raise UnetblurError(f"{path}: not a COCO file ({section!r} must be a list, "
+                                f"got {type(data[section]).__name__})")
     if image_root is None:
         image_root = path.parent
         if path.parent.name == "annotations":
@@ -411,15 +423,25 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
                     image_root = cand
                     break
     ann = Annotations("coco", path, Path(image_root))
-    cats = {c.get("id"): str(c.get("name", "")) for c in data.get("categories", []) if isinstance(c, dict)}
+    categories = data.get("categories", [])
+    cats = {c.get("id"): str(c.get("name", "")) for c in (categories if isinstance(categories, list) else [])
+            if isinstance(c, dict) and _is_json_key(c.get("id"))}
     keep = _face_label_filter(cats.values())
     names = {}
     for img in data["images"]:
-        if isinstance(img, dict) and "id" in img and "file_name" in img:
-            names[img["id"]] = str(img["file_name"])
-            ann.add(str(img["file_name"]), [])
+        if not (isinstance(img, dict) and "id" in img and "file_name" in img):
+            continue
+        if not _is_json_key(img["id"]):
+            ann.problem(str(img["file_name"]), f"image id {img['id']!r} is not a number or text; image skipped")
+            continue
+        names[img["id"]] = str(img["file_name"])
+        ann.add(str(img["file_name"]), [])
     for a in data["annotations"]:
         if not isinstance(a, dict):
+            continue
+        if not _is_json_key(a.get("image_id")) or not _is_json_key(a.get("category_id")):
+            ann.problem(str(path), f"annotation {a.get('id')!r} has an image_id or category_id that is not "
+                                   "a number or text; dropped")
             continue
         name = names.get(a.get("image_id"))
         if name is None:
@@ -435,6 +457,11 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
         if face and safe_relpath(name) is not None:
             ann.faces[safe_relpath(name)].append(face)
     return ann
+
+
+def _is_json_key(value) -> bool:
+    """True for COCO ids usable as dict keys (numbers, text, or absent); lists/dicts are malformed."""
+    return value is None or isinstance(value, (int, float, str))
 
 
 def read_labelme(path: str | os.PathLike, image_root: str | os.PathLike | None = None) -> Annotations:
@@ -521,7 +548,11 @@ def _plain_faces(ann: Annotations, key: str, entries) -> list[Face]:
         score, ellipse = 1.0, None
         if isinstance(e, dict):
             score = e.get("score", 1.0)
-            ellipse = tuple(float(v) for v in e["ellipse"]) if e.get("ellipse") else None
+            try:
+                ellipse = tuple(float(v) for v in e["ellipse"]) if e.get("ellipse") else None
+            except (TypeError, ValueError):
+                ann.problem(key, f"ellipse {e.get('ellipse')!r} is not a list of numbers; box dropped")
+                continue
             e = e.get("box")
         if not isinstance(e, (list, tuple)) or len(e) != 4:
             ann.problem(key, f"box {e!r} is not [x1, y1, x2, y2]; dropped")
