@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import UnetblurError
+from .unet import check_stride
 
 
 class SmpUNet(nn.Module):
@@ -53,15 +54,6 @@ class SmpUNet(nn.Module):
     def describe(self) -> str:
         return f"smp Unet {self.spec_dict['encoder_name']}" + (" +mask" if self.mask_channel else "")
 
-    def check_input(self, x: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        s = self.stride
-        if h % s or w % s:
-            ph, pw = -(-h // s) * s, -(-w // s) * s
-            raise UnetblurError(f"input {w}x{h} is not a multiple of the network stride {s}; pad it to {pw}x{ph} "
-                                "(unetblur.models.pad_to_stride does this)")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
-            self.check_input(x)
+        check_stride(x, self.stride)
         return torch.sigmoid(self.net(x))

@@ -161,17 +161,8 @@ class UNet(nn.Module):
             cin = dec_w[1]
         self.head = nn.Conv2d(cin, spec.total_out_channels, 1)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        h, w = x.shape[-2:]
-        s = self.spec.stride
-        if h % s or w % s:
-            ph, pw = -(-h // s) * s, -(-w // s) * s
-            raise UnetblurError(f"input {w}x{h} is not a multiple of the network stride {s}; pad it to {pw}x{ph} "
-                                "(unetblur.models.pad_to_stride does this)")
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
-            self.check_input(x)
+        check_stride(x, self.spec.stride)
         skips = []
         for i, block in enumerate(self.enc):
             x = block(x if i == 0 else self.pool(x))
@@ -183,6 +174,18 @@ class UNet(nn.Module):
         if self.spec.stem_stride > 1:
             x = F.interpolate(x, scale_factor=self.spec.stem_stride, mode="bilinear", align_corners=False)
         return x
+
+
+def check_stride(x: torch.Tensor, stride: int) -> None:
+    """Refuse inputs whose sides are not multiples of ``stride``, saying how to pad them.
+    Skipped while tracing/exporting, where the sides are symbolic."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    h, w = x.shape[-2:]
+    if h % stride or w % stride:
+        ph, pw = -(-h // stride) * stride, -(-w // stride) * stride
+        raise UnetblurError(f"input {w}x{h} is not a multiple of the network stride {stride}; pad it to {pw}x{ph} "
+                            "(unetblur.models.pad_to_stride does this)")
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, tuple[int, int]]:
