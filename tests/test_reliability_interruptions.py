@@ -127,8 +127,6 @@ def test_a_killed_export_leaves_no_partial_onnx_and_a_rerun_completes(tmp_path, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="deploy/onnx_export.py: a SIGKILLed export leaves its hidden .export-*/ working folder "
-                          "in --out-dir and no later run removes it (reported to the lead)", strict=False)
 def test_a_killed_export_leaves_no_hidden_working_folder_after_the_rerun(tmp_path, tiny_model):
     out = tmp_path / "export"
     argv = ["export", tiny_model, "-o", out, "--parity-count", "2"]
@@ -172,8 +170,6 @@ def test_a_killed_data_build_leaves_no_dataset_and_a_rerun_builds_it(tmp_path):
     assert check.returncode == 0, check.stderr
 
 
-@pytest.mark.xfail(reason="data/build.py: a SIGKILLed build leaves its hidden .<out>.building-*/ folder beside "
-                          "the output and no later run removes it (reported to the lead)", strict=False)
 def test_a_killed_data_build_leaves_no_hidden_folder_after_the_rerun(tmp_path):
     src, ann = _photo_source(tmp_path, 60)
     out = tmp_path / "ds"

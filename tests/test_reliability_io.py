@@ -194,6 +194,20 @@ def test_remove_stale_temporaries_leaves_ordinary_hidden_files_alone(tmp_path):
     assert (tmp_path / ".gitignore").exists()
 
 
+def test_make_work_dir_removes_working_folders_of_dead_processes_only(tmp_path):
+    from unetblur.fsutil import make_work_dir
+
+    stale = tmp_path / f".ds.building-{_dead_pid()}-abc123"
+    (stale / "train").mkdir(parents=True)
+    live = tmp_path / f".ds.building-{os.getppid()}-def456"  # a running process (our parent)
+    live.mkdir()
+    other = tmp_path / f".export-{_dead_pid()}-zz"  # another command's prefix: not ours to judge
+    other.mkdir()
+    work = make_work_dir(tmp_path, ".ds.building-")
+    assert work.is_dir() and work.name.startswith(f".ds.building-{os.getpid()}-")
+    assert not stale.exists() and live.exists() and other.exists()
+
+
 def test_atomic_path_removes_its_temporary_when_the_block_raises(tmp_path):
     with pytest.raises(RuntimeError):
         with atomic_path(tmp_path / "model.pt") as tmp:

@@ -102,6 +102,37 @@ def _remove_stale_temporaries_once(folder: Path) -> None:
         remove_stale_temporaries(folder)
 
 
+def make_work_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """Create a hidden working folder ``<prefix><pid>-<random>`` in ``parent`` and return it.
+
+    Commands that assemble several files before publishing them (``data build``, ``export``) work
+    here. Working folders with the same ``prefix`` left by killed processes (SIGKILL, power loss)
+    are removed first; those of live processes are kept. ``prefix`` should start with ``.``.
+    """
+    remove_stale_work_dirs(parent, prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+
+
+def remove_stale_work_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """Delete folders made by :func:`make_work_dir` with ``prefix`` in ``parent`` whose process is
+    dead. Returns what was removed."""
+    import shutil
+
+    removed = []
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-[^/]*$")
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            if not os.path.exists(entry.path):
+                removed.append(Path(entry.path))
+    return removed
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:

@@ -34,7 +34,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -48,7 +47,7 @@ from .. import __version__
 from ..blur import BlurSettings, blur_faces
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, write_faces_jsonl
-from ..fsutil import write_text_atomic
+from ..fsutil import make_work_dir, write_text_atomic
 from ..io import list_images, read_image, write_image
 from .annotations import Annotations, find_annotations, read_annotations
 from .layout import FACES, MANIFEST, SPLITS, split_dirs
@@ -388,7 +387,7 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UnetblurError(f"{out}: output folder exists and is not empty; pass --overwrite to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    tmp = make_work_dir(out.parent, f".{out.name}.building-")
     for split in SPLITS:
         for d in split_dirs(tmp, split):
             d.mkdir(parents=True, exist_ok=True)

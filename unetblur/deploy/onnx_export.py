@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UnetblurError
+from ..fsutil import make_work_dir
 from ..runtime import onnx as rt
 
 #: Largest side of dataset images used for parity, calibration and the quality report: bounds the
@@ -270,7 +270,7 @@ def export_model(cfg: ExportConfig) -> dict:
 
     report: dict = {"model": str(model_path), "name": name, "unetblur_version": __version__,
                     "config": asdict(cfg), "stride": stride, "parity_images": source, "files": {}}
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    tmp = make_work_dir(out_dir, ".export-")
     try:
         fp32 = tmp / f"{name}.onnx"
         export_onnx(model, fp32, model_metadata(model, meta, "fp32"), opset=cfg.opset, simplify=cfg.simplify)
