@@ -168,19 +168,6 @@ def test_a_voc_file_with_an_external_entity_never_reads_the_referenced_file(tmp_
 
 # ------------------------------------------------------------------------------ data check and training
 
-@pytest.fixture
-def fresh_train_log():
-    """training/fit.py binds a console handler to the sys.stderr of the first in-process run (capsys's
-    stream, closed after that test); drop it so each in-process run gets its own."""
-    import logging
-
-    yield
-    log = logging.getLogger("unetblur.train")
-    for h in list(log.handlers):
-        if type(h) is logging.StreamHandler:
-            log.removeHandler(h)
-
-
 def test_data_check_names_mismatched_stems_and_wrong_size_masks(tmp_path, capsys):
     root = write_tiny_dataset(tmp_path / "ds")
     old, new = bad.break_stems(root)
@@ -200,7 +187,7 @@ def test_data_check_on_a_folder_that_is_not_a_dataset_is_a_clear_error(tmp_path,
     assert "Traceback" not in err and "internal error" not in err
 
 
-def test_training_on_a_wrong_size_mask_is_exit_2_naming_the_mask(tmp_path, capsys, fresh_train_log):
+def test_training_on_a_wrong_size_mask_is_exit_2_naming_the_mask(tmp_path, capsys):
     root = write_tiny_dataset(tmp_path / "ds", counts=(4, 2, 2))
     mask = bad.shrink_mask(root)
     code, _, err = bad.run_cli(["train", "--data", root, "--model", "tiny", "--epochs", "1", "--batch-size", "2",
@@ -210,7 +197,7 @@ def test_training_on_a_wrong_size_mask_is_exit_2_naming_the_mask(tmp_path, capsy
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-def test_training_on_a_truncated_image_is_exit_2_naming_the_image(tmp_path, capsys, fresh_train_log):
+def test_training_on_a_truncated_image_is_exit_2_naming_the_image(tmp_path, capsys):
     root = write_tiny_dataset(tmp_path / "ds", counts=(4, 2, 2))
     broken = sorted((root / "train").glob("*.png"))[1]
     bad.make_truncated_png(broken.parent, broken.name)

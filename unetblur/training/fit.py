@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from ..config import save_config, to_dict
-from ..errors import UnetblurError
+from ..errors import BadInputError, UnetblurError
 from ..fsutil import write_text_atomic
 
 log = logging.getLogger("unetblur.train")
@@ -161,14 +162,25 @@ def _check_resumable(module, ckpt_path: Path, out: Path) -> None:
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UnetblurError(f"{ckpt_path}: cannot resume: not a readable checkpoint "
-                            f"({str(exc).strip().splitlines()[0][:160]}); start a new run with another --out") from None
+        # An empty file raises a bare EOFError (no message): say what it is instead.
+        reason = _first_line(exc) or ("the file is empty" if ckpt_path.stat().st_size == 0 else type(exc).__name__)
+        raise BadInputError(ckpt_path, f"cannot resume: not a readable checkpoint ({reason}); "
+                                       "start a new run with another --out") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict", {}), dict):
+        raise BadInputError(ckpt_path, "cannot resume: not a Lightning checkpoint (no state_dict); "
+                                       "start a new run with another --out")
     try:
         module.load_state_dict(ckpt.get("state_dict", {}))
     except RuntimeError as exc:
         raise UnetblurError(f"{ckpt_path}: cannot resume: the checkpoint does not match this model "
-                            f"({str(exc).splitlines()[0][:160]}); resume with the run's own settings "
+                            f"({_first_line(exc)}); resume with the run's own settings "
                             f"(--config {out / 'config.yaml'})") from None
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-empty line of an exception's message (empty when it has none)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else ""
 
 
 class _AtomicCheckpointIO:
@@ -279,12 +291,31 @@ def _appending_csv_logger(out: Path):
     return AppendingCSVLogger(save_dir=str(out), name="", version="", flush_logs_every_n_steps=1)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Console handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A plain StreamHandler keeps the stream it was created with; the handler outlives one ``fit``
+    call, so a later in-process run (tests, notebooks) whose sys.stderr was replaced would write to
+    a closed stream ("--- Logging error ---")."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__/setStream assign it; the live sys.stderr wins
+        pass
+
+
 def _setup_file_log(out: Path) -> logging.Handler:
     handler = logging.FileHandler(out / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in log.handlers):
-        console = logging.StreamHandler()
+        console = _StderrHandler()
         console.setFormatter(logging.Formatter("unetblur: %(message)s"))
         log.addHandler(console)
     log.setLevel(logging.INFO)
