@@ -68,6 +68,26 @@ def test_centerface_working_size_follows_the_detection_scale():
     assert CenterFaceDetector(max_side=320).working_size(1280, 720) == (320, 192)
 
 
+def test_plain_centerface_caps_detection_of_a_48_megapixel_photo_at_1920_pixels():
+    assert CenterFaceDetector().working_size(8000, 6000) == (1920, 1440)
+    assert CenterFaceDetector().working_size(1024, 768) == (1024, 768)  # smaller frames run as they are
+
+
+def test_a_detection_scale_below_the_cap_is_kept_on_a_large_photo():
+    det = open_detector("centerface@0.125")
+    assert det.name == "centerface@0.125"
+    assert det.working_size(8000, 6000) == (1024, 768)
+
+
+def test_centerface_boxes_come_back_in_frame_pixels_when_detection_is_capped(astronaut):
+    faces = CenterFaceDetector(max_side=256).detect(astronaut)  # 512 px photo detected at 256 px
+    assert len(faces) == 1 and iou(faces[0], ASTRONAUT_FACE) > 0.6
+
+
+def test_centerface_max_side_none_runs_at_full_resolution():
+    assert CenterFaceDetector(max_side=None).working_size(8000, 6000) == (8000, 6016)
+
+
 def test_cascade_baseline_finds_the_astronaut_face(astronaut):
     faces = HaarDetector().detect(astronaut)
     assert any(iou(f, ASTRONAUT_FACE) > 0.4 for f in faces)

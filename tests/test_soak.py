@@ -103,9 +103,7 @@ def test_blurring_a_5_minute_video_keeps_memory_flat(tmp_path):
 
 
 @pytest.mark.parametrize("model", [
-    pytest.param("centerface", marks=pytest.mark.xfail(
-        reason="detectors.py: CenterFace runs at full resolution by default (max_side=None): 9.6 GB peak RSS and "
-               "109 s for 48 MP on 2 cores (reported to the lead)", strict=False)),
+    "centerface",  # detection capped at 1920 px by default (detectors.DEFAULT_MAX_SIDE)
     "centerface@0.125",
 ])
 def test_a_48_megapixel_photo_is_blurred_within_a_stated_memory_bound(tmp_path, model):
