@@ -82,6 +82,36 @@ def test_targets_are_blur_faces_of_the_stored_faces(tmp_path):
         assert np.array_equal(mask, read_mask(out / f"{split}_mask" / name))
 
 
+@pytest.mark.parametrize("mode", ["letterbox", "crops"])
+def test_the_oracle_with_the_stored_faces_reproduces_every_built_target_exactly(tmp_path, mode):
+    from unetblur.runtime.base import OracleBlurrer
+
+    # 120 px photos stored at 100 px: stored boxes are fractions (x 5/6) that do not round to 3 decimals.
+    src = make_source(tmp_path / "src", n=4, size=(120, 120), seed=2)
+    assert cli_build(src, tmp_path / "out", "--mode", mode, "--size", "100") == 0
+    out, oracle = tmp_path / "out", OracleBlurrer(BlurSettings())
+    for image, faces in read_faces_jsonl(out / "faces.jsonl").items():
+        split, name = image.split("/")
+        result = oracle(read_image(out / image), faces)
+        target = read_image(out / f"{split}_blur" / name)
+        mse = float(np.mean((result.image.astype(np.float64) - target.astype(np.float64)) ** 2))
+        assert mse == 0, f"{image}: oracle differs from the stored target (mse {mse:.3g})"
+
+
+def test_build_blurs_with_the_faces_exactly_as_faces_jsonl_stores_them(tmp_path, monkeypatch):
+    blurred_with = []
+
+    def recording_blur(image, faces, settings):
+        blurred_with.extend(faces)
+        return blur_faces(image, faces, settings)
+
+    monkeypatch.setattr(build_mod, "blur_faces", recording_blur)
+    src = make_source(tmp_path / "src", n=4, size=(120, 120), seed=2)
+    assert cli_build(src, tmp_path / "out", "--mode", "letterbox", "--size", "100") == 0  # in-process (1 worker)
+    stored = [f for faces in read_faces_jsonl(tmp_path / "out" / "faces.jsonl").values() for f in faces]
+    assert blurred_with and sorted(blurred_with, key=lambda f: f.box) == sorted(stored, key=lambda f: f.box)
+
+
 def test_faces_jsonl_maps_stored_boxes_back_to_the_source(tmp_path):
     src = make_source(tmp_path / "src")
     cli_build(src, tmp_path / "out")

@@ -126,3 +126,19 @@ def test_synth_rejects_a_zero_count(tmp_path):
 def test_samples_cli_writes_a_photo_a_video_and_their_faces(tmp_path, capsys):
     assert main(["data", "samples", "-o", str(tmp_path / "s"), "--frames", "2"]) == 0
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["sample.jpg", "sample.mp4", "sample_faces.jsonl"]
+
+
+def test_the_oracle_with_the_stored_faces_reproduces_every_stored_target_exactly(tmp_path):
+    from unetblur.runtime.base import OracleBlurrer
+
+    out = tmp_path / "ds"
+    synthesize(out, count=12, size=96, seed=11, progress=False)
+    oracle = OracleBlurrer(BlurSettings())
+    records = read_faces_jsonl(out / "faces.jsonl")
+    assert sum(len(f) for f in records.values()) > 0
+    for image, faces in records.items():
+        split, name = image.split("/")
+        result = oracle(read_image(out / image), faces)
+        target = read_image(out / f"{split}_blur" / name)
+        mse = float(np.mean((result.image.astype(np.float64) - target.astype(np.float64)) ** 2))
+        assert mse == 0, f"{image}: oracle differs from the stored target (mse {mse:.3g})"

@@ -280,7 +280,8 @@ def _process(task: _Task) -> dict:
     for i, (stored, (sx, sy), (dx, dy), window, src_faces) in enumerate(frames):
         stem = task.stem if cfg.mode == "letterbox" else f"{task.stem}_c{i:02d}"
         stored = np.ascontiguousarray(stored)
-        stored_faces = [f.scaled(sx, sy, dx, dy) for f in src_faces]
+        # Blur with the faces as faces.jsonl will hold them (rounded), so the oracle reproduces the target exactly.
+        stored_faces = [f.scaled(sx, sy, dx, dy).as_stored() for f in src_faces]
         blurred, mask = blur_faces(stored, stored_faces, settings)
         write_image(img_dir / f"{stem}.png", stored)
         write_image(blur_dir / f"{stem}.png", blurred)

@@ -358,6 +358,8 @@ def _make(task: tuple[int, str]) -> dict:
     rng = np.random.default_rng([cfg.seed, index])
     image, faces, distractors = draw_sample(rng, cfg.size, _STATE["backgrounds"], cfg.max_faces, cfg.face_scale,
                                             cfg.max_distractors)
+    # Blur with the faces as faces.jsonl will hold them (rounded), so the oracle reproduces the target exactly.
+    faces = [f.as_stored() for f in faces]
     blurred, mask = blur_faces(image, faces, _STATE["settings"])
     stem = f"{index:05d}"
     img_dir, blur_dir, mask_dir = split_dirs(_STATE["root"], split)
