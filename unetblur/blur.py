@@ -78,6 +78,22 @@ class BlurSettings:
                 "strength": self.strength, "pixel_blocks": self.pixel_blocks, "color": list(self.color)}
 
 
+@dataclass(frozen=True)
+class BlurTargetFields:
+    """The blur settings as flat config fields (``--blur-style`` ...), shared by the configs of
+    the commands that make targets (``data build``, ``data synth``)."""
+
+    blur_style: str = "gaussian"
+    blur_shape: str = "ellipse"
+    mask_scale: float = 1.2
+    blur_kernel: int | None = None      # fixed Gaussian kernel (41 = the thesis's dataset v1); None = scales with face
+    blur_strength: float = 1.0
+
+    def blur_settings(self) -> BlurSettings:
+        return BlurSettings(style=self.blur_style, shape=self.blur_shape, mask_scale=self.mask_scale,
+                            kernel=self.blur_kernel, strength=self.blur_strength)
+
+
 _SHIFT = 4  # cv2 drawing fixed-point bits: sub-pixel accurate ellipses
 
 

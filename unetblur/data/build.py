@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..blur import BlurSettings, blur_faces
+from ..blur import BlurSettings, BlurTargetFields, blur_faces
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, write_faces_jsonl
 from ..fsutil import make_work_dir, write_text_atomic
@@ -54,7 +54,7 @@ from .layout import FACES, MANIFEST, SPLITS, split_dirs
 
 
 @dataclass(frozen=True)
-class BuildConfig:
+class BuildConfig(BlurTargetFields):
     """Settings of ``unetblur data build`` (units: pixels unless stated)."""
 
     source: str = ""
@@ -73,16 +73,7 @@ class BuildConfig:
     crops_per_image: int = 4            # face-centred crops per photo (at most one per face)
     empty_share: float = 0.2            # share of face-free crops among all crops
     scale_jitter: tuple[float, float] = (0.8, 1.25)  # crop window side = size × a log-uniform factor in this range
-    blur_style: str = "gaussian"
-    blur_shape: str = "ellipse"
-    mask_scale: float = 1.2
-    blur_kernel: int | None = None      # fixed Gaussian kernel (41 = the thesis's dataset v1); None = scales with face
-    blur_strength: float = 1.0
     progress: bool = True
-
-    def blur_settings(self) -> BlurSettings:
-        return BlurSettings(style=self.blur_style, shape=self.blur_shape, mask_scale=self.mask_scale,
-                            kernel=self.blur_kernel, strength=self.blur_strength)
 
     def validate(self) -> None:
         if not self.source:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..blur import BlurSettings, blur_faces
+from ..blur import BlurSettings, BlurTargetFields, blur_faces
 from ..errors import UnetblurError
 from ..faces import Face, write_faces_jsonl
 from ..fsutil import write_text_atomic
@@ -48,7 +48,7 @@ IRIS = np.array([(60, 40, 25), (40, 90, 140), (70, 110, 60), (100, 70, 40), (20,
 
 
 @dataclass(frozen=True)
-class SynthConfig:
+class SynthConfig(BlurTargetFields):
     """Settings of ``unetblur data synth``."""
 
     out: str = ""
@@ -62,15 +62,6 @@ class SynthConfig:
     workers: int = 1
     overwrite: bool = False
     progress: bool = True
-    blur_style: str = "gaussian"
-    blur_shape: str = "ellipse"
-    mask_scale: float = 1.2
-    blur_kernel: int | None = None
-    blur_strength: float = 1.0
-
-    def blur_settings(self) -> BlurSettings:
-        return BlurSettings(style=self.blur_style, shape=self.blur_shape, mask_scale=self.mask_scale,
-                            kernel=self.blur_kernel, strength=self.blur_strength)
 
     def validate(self) -> None:
         if not self.out:
