@@ -386,8 +386,11 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
     return tmp
 
 
-def finish_out(tmp: Path, out: Path) -> None:
-    """Replace ``out`` with the finished ``tmp`` folder (the old one is removed only after the swap)."""
+def publish_dataset(tmp: Path, out: Path, records: list[dict], manifest: dict) -> None:
+    """Write the dataset's ``faces.jsonl`` and ``manifest.json`` into the finished ``tmp`` folder, then
+    replace ``out`` with it (the old one is removed only after the swap)."""
+    write_faces_jsonl(tmp / FACES, records)
+    write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -510,9 +513,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             "fixed": sorted(fixed, key=lambda p: p["path"]), "notes": notes,
             "seconds": round(time.time() - t0, 1),
         }
-        write_faces_jsonl(tmp / FACES, records)
-        write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        finish_out(tmp, out)
+        publish_dataset(tmp, out, records, manifest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,7 +14,6 @@ ellipses. Deterministic: image ``i`` depends only on ``(seed, i)``, whatever the
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -26,10 +25,9 @@ import numpy as np
 from .. import __version__
 from ..blur import BlurSettings, BlurTargetFields, blur_faces
 from ..errors import UnetblurError
-from ..faces import Face, write_faces_jsonl
-from ..fsutil import write_text_atomic
-from .build import assign_splits, finish_out, prepare_out, quiet_worker_signals, run_parallel
-from .layout import FACES, MANIFEST, SPLITS, split_dirs
+from ..faces import Face
+from .build import assign_splits, prepare_out, publish_dataset, quiet_worker_signals, run_parallel
+from .layout import SPLITS, split_dirs
 
 #: scikit-image's bundled photos used as backgrounds. Left out on purpose: astronaut and camera
 #: (real people's faces), lfw_subset (faces), and images with no texture worth learning from.
@@ -388,9 +386,7 @@ def synthesize_dataset(cfg: SynthConfig) -> dict:
                       "max_distractors": cfg.max_distractors, "backgrounds": list(BACKGROUNDS)},
             "skipped": [], "dropped_boxes": [], "seconds": round(time.time() - t0, 1),
         }
-        write_faces_jsonl(tmp / FACES, records)
-        write_text_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        finish_out(tmp, out)
+        publish_dataset(tmp, out, records, manifest)
     except BaseException:
         import shutil
 
