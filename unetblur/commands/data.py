@@ -79,6 +79,14 @@ def register(sub) -> None:
     m.add_argument("--frames", type=int, default=48, help="video frames (default 48, 2 s at 24 fps)")
     m.set_defaults(func=run_samples)
 
+    g = verbs.add_parser("merge", help="one dataset folder from several built ones (train on WIDER + FDDB)",
+                         description="Hard-link several built datasets into one folder of the same layout; each "
+                                     "part keeps its splits, stems get the part's name as a prefix.")
+    g.add_argument("parts", nargs="+", metavar="[NAME=]DIR", help="built dataset folders (same blur, mode, size)")
+    g.add_argument("-o", "--out", required=True, help="output dataset folder (must be empty unless --overwrite)")
+    g.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    g.set_defaults(func=run_merge)
+
     c = verbs.add_parser("check", help="validate a dataset folder; exit 1 if anything is wrong",
                          description="Check pairing across train/ train_blur/ train_mask/ (and val, test), "
                                      "equal sizes, mask values in {0, 255}, and the manifest's counts.")
@@ -122,6 +130,16 @@ def run_samples(args) -> int:
         raise UnetblurError(f"--frames must be at least 1, got {args.frames}")
     paths = write_sample_media(args.out, seed=args.seed, frames=args.frames)
     print(f"wrote {paths['image']}, {paths['video']} and {paths['faces']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_merge(args) -> int:
+    from ..data.merge import merge_datasets, parse_part
+
+    m = merge_datasets([parse_part(p) for p in args.parts], args.out, args.overwrite)
+    c = m["counts"]
+    print(f"merged {args.out}: {', '.join(p['name'] for p in m['parts'])}; train {c['train']} / val {c['val']} / "
+          f"test {c['test']} images, {m['faces_total']} faces", file=sys.stderr)
     return EXIT_OK
 
 
