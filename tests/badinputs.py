@@ -342,6 +342,37 @@ def make_onnx_identity(path: Path) -> Path:
     return path
 
 
+#: Raw outputs a broken or foreign model can give instead of an image in [0, 1] (name → factor the
+#: input is multiplied by): each must make every command fail closed.
+BROKEN_OUTPUTS = {"nan": float("nan"), "inf": float("inf"), "too_large": 5.0, "negative": -3.0}
+
+
+def make_broken_onnx(path: Path, factor: float = float("nan"), channels: int = 4) -> Path:
+    """An ONNX file with unetblur's export metadata (mask channel declared) whose output is the input
+    times ``factor`` with ``channels`` channels: NaN, inf or out-of-range values, or (channels=3) a
+    missing mask channel."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Mul", ["image", "factor"], ["scaled"]),
+             helper.make_node("Slice", ["scaled", "zero", "one", "axis"], ["first"])]
+    nodes.append(helper.make_node("Concat", ["scaled", "first"] if channels == 4 else ["scaled"], ["output"], axis=1))
+    init = [helper.make_tensor("factor", TensorProto.FLOAT, [], [factor]),
+            *(helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("zero", 0), ("one", 1), ("axis", 1)))]
+    graph = helper.make_graph(nodes, "broken", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", channels, "H", "W"])],
+                              initializer=init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in {"stride": "1", "mask_channel": "true", "precision": "fp32"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
 def make_truncated_onnx(folder: Path, name: str = "truncated.onnx", source: Path | None = None) -> Path:
     """An ONNX file cut in half (from ``source`` when given, else a one-node model padded with weights)."""
     path = Path(folder) / name

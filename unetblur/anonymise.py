@@ -100,7 +100,8 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_FINDINGS if self.skipped or self.problems else EXIT_OK
+        # A blacked-out stream frame is a failure the viewer saw: never report it as success.
+        return EXIT_FINDINGS if self.skipped or self.problems or self.black_frames else EXIT_OK
 
     def format(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped"
@@ -275,7 +276,7 @@ def blur_image_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
     from .io import read_exif, read_image, write_image
 
     image = read_image(source)
-    result = blurrer(image)
+    result = anonymised(blurrer, image)
     exif = read_exif(source) if cfg.keep_metadata else None
     output = Path(output)
     write_image(output, result.image, exif=exif)
@@ -335,7 +336,11 @@ def blur_video_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
         try:
             bar = _progress(progress and cfg.progress, total=info.frames_estimate, desc=Path(source).name, unit="frame")
             for frame in reader:
-                result = frame_blurrer(frame)
+                try:
+                    result = anonymised(frame_blurrer, frame)
+                except Exception as exc:  # noqa: BLE001 - fail closed: no frame of unknown state goes out
+                    raise BadInputError(source, f"frame {frames}: {_failure(exc)}; the video was not written "
+                                                "(fail closed)") from None
                 writer.write(result.image)
                 if mask_writer is not None:
                     mask_writer.write(_mask_u8(result.mask, frame.shape[:2]))
@@ -370,6 +375,27 @@ def blur_video_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
 # --------------------------------------------------------------------------- streams (fail closed)
 
 
+def anonymised(blurrer, frame: np.ndarray):
+    """``blurrer(frame)``, checked: a result that is not an image of the frame's size and type raises.
+
+    The one gate every image, video frame and stream frame passes, so a broken model fails closed
+    the same way everywhere (model outputs themselves are checked by ``check_model_output``)."""
+    result = blurrer(frame)
+    out = getattr(result, "image", None)
+    if not (isinstance(out, np.ndarray) and out.shape == frame.shape and out.dtype == np.uint8):
+        from .errors import UnusableModelOutput
+
+        raise UnusableModelOutput(f"the blurrer returned {getattr(out, 'dtype', type(out))} "
+                                  f"{getattr(out, 'shape', '')} for a {frame.shape} uint8 frame")
+    return result
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, UnetblurError):
+        return str(exc)
+    return f"the model failed ({type(exc).__name__}: {str(exc)[:160]})"
+
+
 def fail_closed(frames: Iterable[np.ndarray], blurrer, on_failure: Callable[[BaseException], None] | None = None,
                 ) -> Iterator[tuple[np.ndarray, object | None]]:
     """Anonymise ``frames`` one by one, never letting an unanonymised frame out.
@@ -379,23 +405,21 @@ def fail_closed(frames: Iterable[np.ndarray], blurrer, on_failure: Callable[[Bas
     """
     for frame in frames:
         try:
-            result = blurrer(frame)
-            out = result.image
-            if not (isinstance(out, np.ndarray) and out.shape == frame.shape and out.dtype == np.uint8):
-                raise ValueError(f"blurrer returned {getattr(out, 'dtype', type(out))} {getattr(out, 'shape', '')}")
+            result = anonymised(blurrer, frame)
         except Exception as exc:  # noqa: BLE001 - any failure means the frame is not known to be anonymised
             if on_failure is not None:
                 on_failure(exc)
             yield np.zeros_like(frame), None
             continue
-        yield out, result
+        yield result.image, result
 
 
 def warm_up(blurrer, height: int, width: int) -> None:
     """Run the blurrer once on a blank frame, so its first real frame is not the slow one (and a
     broken model fails here, before any output exists)."""
     try:
-        blurrer(np.zeros((height, width, 3), np.uint8))
+        # Mid-grey, not black: a model that scales its input out of range looks fine on zeros.
+        anonymised(blurrer, np.full((height, width, 3), 128, np.uint8))
     except UnetblurError:
         raise
     except Exception as exc:  # noqa: BLE001 - a model that cannot run must stop the stream before it starts

@@ -27,6 +27,12 @@ class UnetblurError(Exception):
     exit_code = EXIT_USAGE
 
 
+class UnusableModelOutput(UnetblurError):
+    """A model returned something that is not an image or a probability (NaN, inf, out of range, a
+    missing mask channel). Whatever it would have blurred is unknown, so callers fail closed: the
+    image is not written, the video is skipped, a stream frame goes out black."""
+
+
 class BadInputError(UnetblurError):
     """A single input file cannot be used. Batch commands skip it and report it."""
 

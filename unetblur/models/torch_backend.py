@@ -50,6 +50,9 @@ class TorchModel:
         """HWC uint8 RGB → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None)."""
         x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).div_(255.0)
         y = self.predict_tensor(x)[0].float().cpu()
+        from ..runtime.base import check_model_output
+
+        check_model_output(y.numpy(), self.name, self.has_mask)  # NaN / out of range: fail closed, never clip
         rgb = (y[:3].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
         mask = y[3].clamp(0, 1).numpy().astype(np.float32) if self.has_mask and y.shape[0] > 3 else None
         return np.ascontiguousarray(rgb), mask

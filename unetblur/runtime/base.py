@@ -8,6 +8,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..blur import BlurSettings, blur_faces
+from ..errors import UnusableModelOutput
 from ..faces import Face
 
 
@@ -80,6 +81,49 @@ class ImageModel(Protocol):
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
+#: Every unetblur U-Net ends in a sigmoid, so its outputs lie in [0, 1]; FP16 and INT8 rounding stays
+#: well inside this margin. Anything further out means the numbers are not an image or a probability.
+OUTPUT_TOLERANCE = 0.02
+
+
+def check_model_output(output: np.ndarray, name: str, mask_channel: bool) -> None:
+    """Refuse a raw network output (C×H×W or N×C×H×W float, before clipping) that cannot be trusted.
+
+    Clipping maps NaN and wild values to something that *looks* like an image (NaN → no face in the
+    mask, so nothing is blurred): a model that fails must fail closed instead. Raises
+    :class:`UnusableModelOutput` when a value is non-finite, outside [0, 1] beyond
+    :data:`OUTPUT_TOLERANCE`, or when the model declares a mask channel it does not produce.
+    """
+    out = np.asarray(output)
+    channels = out.shape[-3] if out.ndim >= 3 else 0
+    if channels < (4 if mask_channel else 3):
+        raise UnusableModelOutput(f"model {name} returned {channels} channel(s); expected RGB"
+                                  f"{' + a mask channel' if mask_channel else ''}: not a unetblur U-Net output")
+    if out.size == 0:
+        raise UnusableModelOutput(f"model {name} returned an empty output")
+    low, high = float(np.min(out)), float(np.max(out))  # NaN propagates through min/max
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise UnusableModelOutput(f"model {name} returned non-finite values (NaN or inf); nothing it would "
+                                  "blur can be trusted: check or re-export the model")
+    if low < -OUTPUT_TOLERANCE or high > 1 + OUTPUT_TOLERANCE:
+        raise UnusableModelOutput(f"model {name} returned values in [{low:.3g}, {high:.3g}], outside [0, 1]: "
+                                  "not a unetblur U-Net output; check or re-export the model")
+
+
+def check_mask(mask: np.ndarray | None, shape: tuple[int, int], name: str) -> None:
+    """Refuse a face mask (HW float in [0, 1]) that is non-finite, out of range or of another size
+    than ``shape``: the compositor would read such a mask as "no face" and blur nothing."""
+    if mask is None:
+        return
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise UnusableModelOutput(f"model {name} returned a {mask.shape} mask for a {tuple(shape)} image")
+    if mask.size and not (np.isfinite(mask).all() and -OUTPUT_TOLERANCE <= float(mask.min())
+                          and float(mask.max()) <= 1 + OUTPUT_TOLERANCE):
+        raise UnusableModelOutput(f"model {name} returned a mask with NaN, inf or values outside [0, 1]; "
+                                  "check or re-export the model")
+
+
 #: Pixels whose output differs from the input by more than this (0-255 scale, max over channels)
 #: count as "changed by the network" when a model has no mask channel.
 DIFF_MASK_THRESHOLD = 8
@@ -104,4 +148,8 @@ class ModelBlurrer:
 
     def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
         rgb, mask = self.model.predict(image)
+        check_mask(mask, image.shape[:2], self.name)
+        if not (isinstance(rgb, np.ndarray) and rgb.shape == image.shape and rgb.dtype == np.uint8):
+            raise UnusableModelOutput(f"model {self.name} returned {getattr(rgb, 'dtype', type(rgb))} "
+                                      f"{getattr(rgb, 'shape', '')} for a {image.shape} uint8 image")
         return BlurResult(rgb, mask if mask is not None else difference_mask(image, rgb))

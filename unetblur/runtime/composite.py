@@ -21,7 +21,7 @@ import numpy as np
 from ..blur import BlurSettings, blur_patch, face_mask
 from ..errors import UnetblurError
 from ..faces import Face
-from .base import BlurResult, ImageModel, difference_mask
+from .base import BlurResult, ImageModel, check_mask, difference_mask
 
 #: How the region blurred for a component is chosen.
 #: ``face``: the component's own pixels plus the ``blur_faces`` shape (ellipse/box, ``mask_scale``) of
@@ -110,6 +110,8 @@ class CompositingBlurrer:
             else:
                 small = image
             rgb, mask = self.model.predict(small)
+            # A NaN or wrong-sized mask would read as "no face": refuse it (fail closed).
+            check_mask(mask, small.shape[:2], self.name)
             if mask is None:
                 mask = difference_mask(small, rgb, self.diff_threshold)
                 self._used_difference = True

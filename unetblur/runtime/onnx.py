@@ -176,6 +176,9 @@ class OnnxModel:
             return [pair for im in images for pair in self.predict_batch([im])]
         x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         out = self.run(x)
+        from .base import check_model_output
+
+        check_model_output(out, self.name, self.mask_channel)  # NaN / out of range: fail closed, never clip
         results = []
         for y in out:
             rgb = (np.clip(y[:3], 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
