@@ -5,7 +5,8 @@ ResNet (from the ``face_recognition_models`` package) embeds the face in the ori
 and in the method's output O, both aligned with the 5-point shape predictor shipped beside it.
 The face is *re-identified* when the two 128-d embeddings are within dlib's same-person
 threshold :data:`REID_THRESHOLD` (0.6, Euclidean). ``reid_rate`` = re-identified / eligible faces:
-lower is better for privacy.
+lower is better for privacy. :func:`reid_rank1` is the stricter identification test: is the
+output's nearest original, among all faces of the run, its own?
 
 Optional: ``pip install unetblur[reid]`` (``dlib-bin`` + ``face_recognition_models``). Without
 them :func:`reid_available` is False and reports show :data:`REID_UNAVAILABLE` in the column.
@@ -117,3 +118,30 @@ def reid_rate(output: np.ndarray, input: np.ndarray, faces: Sequence[Face], *,
     if not eligible:
         return math.nan
     return sum(is_reidentified(d, threshold) for d in eligible) / len(eligible)
+
+
+def reid_rank1(output_embeddings: np.ndarray, gallery_embeddings: np.ndarray,
+               own_index: Sequence[int]) -> float:
+    """Gallery identification (DESIGN.md §4 ``reid_rank1``): share of output faces whose nearest gallery
+    embedding (Euclidean) is their own original.
+
+    ``output_embeddings``: (N, D), one row per output face; ``gallery_embeddings``: (G, D), the
+    originals of every face of the run; ``own_index[i]``: the gallery row of output face i's original.
+    Chance is 1 / G, so report G beside the number. A tie with the own original counts as a miss
+    (a blur that maps every face to the same embedding must not score). NaN when N = 0.
+    """
+    out = np.asarray(output_embeddings, dtype=np.float64)
+    gallery = np.asarray(gallery_embeddings, dtype=np.float64)
+    own = np.asarray(own_index, dtype=np.int64)
+    if out.ndim != 2 or gallery.ndim != 2 or out.shape[1] != gallery.shape[1] or own.shape != (len(out),):
+        raise ValueError(f"reid_rank1: expected (N, D) outputs, (G, D) gallery and N own indices, got "
+                         f"{out.shape}, {gallery.shape}, {own.shape}")
+    if len(out) == 0:
+        return math.nan
+    if own.min() < 0 or own.max() >= len(gallery):
+        raise ValueError(f"reid_rank1: own indices must lie in [0, {len(gallery)}), got {own.min()}..{own.max()}")
+    distances = np.linalg.norm(out[:, None, :] - gallery[None, :, :], axis=2)       # (N, G)
+    own_distance = distances[np.arange(len(out)), own]
+    others = distances.copy()
+    others[np.arange(len(out)), own] = np.inf
+    return float(np.mean(own_distance < others.min(axis=1)))
