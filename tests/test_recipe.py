@@ -46,3 +46,23 @@ def test_an_unknown_variable_is_a_clear_error(tmp_path):
 def test_a_recipe_without_stages_is_refused(tmp_path):
     with pytest.raises(UnetblurError, match="has no stages"):
         load_recipe(write(tmp_path / "r.yaml", "vars: {}\n"))
+
+
+def test_thesis_mode_letterbox_runs_the_letterbox_recipe(monkeypatch, tmp_path, capsys):
+    from unetblur.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    # An unknown --only stage stops before anything runs, and its message names the recipe chosen.
+    assert main(["thesis", "--set", "mode=letterbox", "--runs", str(tmp_path), "--only", "nope"]) == 2
+    assert "letterbox.yaml; stages: data_v1_wider" in capsys.readouterr().err
+    assert main(["thesis", "--runs", str(tmp_path), "--only", "nope"]) == 2
+    assert "recipe.yaml; stages: data_v1, data_v2" in capsys.readouterr().err
+
+
+def test_every_letterbox_stage_uses_known_variables():
+    from unetblur.recipe import _fill
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "experiments" / "thesis" / "letterbox.yaml")
+    values = {**{k: str(v) for k, v in recipe.vars.items()}, "runs": "r"}
+    for stage in recipe.stages:
+        [_fill(a, values) for a in stage.run]

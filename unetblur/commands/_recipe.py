@@ -8,9 +8,11 @@ from pathlib import Path
 from ..errors import UnetblurError
 
 
-def add_recipe_arguments(p, default_recipe: Path, default_runs: Path) -> None:
-    p.add_argument("--recipe", type=Path, default=default_recipe, help=f"recipe YAML (default {default_recipe})")
-    p.add_argument("--runs", type=Path, default=default_runs, help=f"output folder (default {default_runs})")
+def add_recipe_arguments(p, default_recipe: Path | None, default_runs: Path | None) -> None:
+    """Add the flags; a None default means the verb picks it at run time (``thesis`` by its mode)."""
+    p.add_argument("--recipe", type=Path, default=default_recipe,
+                   help=f"recipe YAML (default {default_recipe or 'by mode'})")
+    p.add_argument("--runs", type=Path, default=default_runs, help=f"output folder (default {default_runs or 'by mode'})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe variable (repeatable)")
     p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage (repeatable)")
