@@ -22,7 +22,7 @@ from unetblur.errors import UnetblurError
 from unetblur.models import load_model
 from unetblur.training.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
-from unetblur.training.losses import ReconstructionLoss, face_weighted_mse
+from unetblur.training.losses import ReconstructionLoss, face_weighted_mse, mask_loss, soft_dice_loss
 from unetblur.training.module import METRIC_NAMES
 
 from conftest import write_tiny_dataset
@@ -196,6 +196,58 @@ def test_mask_channel_is_trained_with_its_own_bce_term(tiny_dataset, tmp_path):
     assert "train/loss_mask_bce" in read_header(out / "metrics.csv")
     model, _ = load_model(out / "model.pt")
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+
+
+def test_bce_dice_mask_loss_adds_a_dice_term_that_is_logged(tiny_dataset, tmp_path):
+    out = train(tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice"))
+    header = read_header(out / "metrics.csv")
+    assert "train/loss_mask_bce" in header and "train/loss_mask_dice" in header
+
+
+def test_soft_dice_is_zero_for_a_perfect_mask_and_one_for_a_disjoint_one():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1
+    assert soft_dice_loss(mask, mask, eps=0.0) == pytest.approx(0.0)
+    assert soft_dice_loss(1 - mask, mask, eps=0.0) == pytest.approx(1.0)
+
+
+def test_dice_penalises_a_missed_small_face_far_more_than_bce_does():
+    # One 4×4 face in a 64×64 photo predicted as background: BCE averages it away, Dice does not.
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 30:34, 30:34] = 1
+    missed = torch.full_like(mask, 0.01)
+    parts = mask_loss(missed, mask, "bce_dice")
+    assert parts["loss_mask_dice"] > 0.9 > 10 * parts["loss_mask_bce"]
+
+
+def test_unknown_mask_loss_is_refused_with_the_choices():
+    with pytest.raises(UnetblurError, match="bce_dice"):
+        mask_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), "focal")
+
+
+def test_several_dataset_folders_train_together(tmp_path):
+    a = write_tiny_dataset(tmp_path / "a", counts=(8, 4, 4), seed=1)
+    b = write_tiny_dataset(tmp_path / "b", counts=(4, 2, 2), seed=2)
+    out = train(tiny_config(f"{a},{b}", tmp_path / "run"))
+    _, meta = load_model(out / "model.pt")
+    assert (meta["train_images"], meta["val_images"]) == (12, 6)
+
+
+def test_zoom_crops_keep_the_crop_size_and_the_mask_aligned_with_the_image():
+    from unetblur.data.dataset import joint_augmentation
+    from torchvision import tv_tensors
+
+    image = torch.zeros(3, 64, 64)
+    image[:, 16:48, 16:48] = 1.0
+    item = {"image": tv_tensors.Image(image), "target": tv_tensors.Image(image.clone()),
+            "mask": tv_tensors.Mask(image[:1].clone())}
+    torch.manual_seed(0)
+    for _ in range(5):
+        out = joint_augmentation(32, zoom=2.0)(item)
+        assert out["image"].shape == (3, 32, 32) and out["mask"].shape == (1, 32, 32)
+        # Nearest (mask) and bilinear (image) resampling may disagree on the square's edge pixels only.
+        disagree = ((out["mask"][0] > 0.5) != (out["image"][0] > 0.5)).float().mean()
+        assert disagree < 0.1
 
 
 def test_face_weighted_loss_with_weight_one_is_plain_mse(rng):

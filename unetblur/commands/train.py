@@ -16,13 +16,15 @@ def register(sub) -> None:
         description="Train a U-Net to map original → blurred on a dataset folder made by `unetblur data build`. "
                     "Writes config.yaml, metrics.csv, checkpoints/, model.pt and curve PNGs into --out. "
                     "Settings: defaults ← each --config YAML in order ← flags.")
-    p.add_argument("--data", help="dataset folder (train/ train_blur/ train_mask/ val/ ...)")
+    p.add_argument("--data", help="dataset folder (train/ train_blur/ train_mask/ val/ ...), or several as DIR1,DIR2")
     p.add_argument("--config", action="append", default=[], metavar="YAML",
                    help="YAML config delta, e.g. experiments/thesis/teacher.yaml (repeatable; later wins)")
     p.add_argument("--model", help="preset (teacher, student_v1, student_v2, tiny), smp:<encoder> "
                                    "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
-    p.add_argument("--mask-weight", type=float, help="weight of the mask channel's BCE in the loss (default 0.1)")
+    p.add_argument("--mask-weight", type=float, help="weight of the mask channel's loss (default 0.1)")
+    p.add_argument("--mask-loss", choices=("bce", "bce_dice"),
+                   help="mask channel loss: bce (default) or bce_dice (adds soft Dice: recall of small faces)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -46,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--num-workers", type=int, help="data loader worker processes (default 0)")
     p.add_argument("--crop-size", type=int, help="random training crops / centre val crops of this side")
     _bool_flag(p, "augment", "horizontal flips (and crops) for training (default on)")
+    p.add_argument("--zoom", type=float, help="with --crop-size: training crops zoom in up to this factor (default 1: off)")
     p.add_argument("--limit", type=int, help="use at most this many images per split (smoke runs)")
     p.add_argument("--max-minutes", type=float, help="stop cleanly after this many minutes of training")
     p.add_argument("--checkpoint-every-n-steps", type=int, help="also save last.ckpt every N steps (default 50)")
@@ -53,7 +56,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("data", "model", "mask_channel", "mask_weight", "epochs", "batch_size", "lr", "lr_decay", "lr_gamma",
+FIELDS = ("data", "model", "mask_channel", "mask_weight", "mask_loss", "zoom", "epochs", "batch_size", "lr", "lr_decay", "lr_gamma",
           "lr_patience", "weight_decay",
           "loss", "face_weight", "ssim_weight", "early_stop_patience", "seed", "out", "resume", "accelerator",
           "devices", "num_nodes", "strategy", "precision", "num_workers", "crop_size", "augment", "limit",

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..errors import BadInputError, UnetblurError
 from ..io import read_image, read_mask
-from .layout import list_samples, require_dataset
+from .layout import dataset_folders, list_samples, require_dataset
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -63,10 +63,17 @@ class PairedDataset(Dataset):
                 "mask": item["mask"].as_subclass(torch.Tensor), "stem": s.stem}
 
 
-def joint_augmentation(crop_size: int | None = None, hflip: bool = True) -> v2.Compose | None:
-    """Geometric augmentation applied identically to image, target and mask."""
+def joint_augmentation(crop_size: int | None = None, hflip: bool = True, zoom: float = 1.0) -> v2.Compose | None:
+    """Geometric augmentation applied identically to image, target and mask.
+
+    ``zoom`` > 1 (with ``crop_size``): each training crop covers between 1/zoom² and all of the image's
+    area and is resized to ``crop_size``, so faces appear up to ``zoom``× larger than stored: a model
+    trained on photos letterboxed to S then also sees the face sizes of working sizes up to zoom·S.
+    """
     ops = []
-    if crop_size:
+    if crop_size and zoom > 1.0:
+        ops.append(v2.RandomResizedCrop(crop_size, scale=(1.0 / zoom ** 2, 1.0), ratio=(3 / 4, 4 / 3), antialias=True))
+    elif crop_size:
         ops.append(v2.RandomCrop(crop_size, pad_if_needed=True))
     if hflip:
         ops.append(v2.RandomHorizontalFlip())
@@ -74,28 +81,40 @@ def joint_augmentation(crop_size: int | None = None, hflip: bool = True) -> v2.C
 
 
 class BlurDataModule(pl.LightningDataModule):
-    """Train/val/test loaders over a dataset folder in the layout of DESIGN.md §4."""
+    """Train/val/test loaders over dataset folders in the layout of DESIGN.md §4.
+
+    ``root``: one folder, or several joined by commas (each split is the concatenation of theirs;
+    ``limit`` applies per folder).
+    """
 
     def __init__(self, root: str | os.PathLike, batch_size: int = 16, num_workers: int = 0,
-                 augment: bool = True, crop_size: int | None = None, limit: int | None = None, seed: int = 0):
+                 augment: bool = True, crop_size: int | None = None, limit: int | None = None, seed: int = 0,
+                 zoom: float = 1.0):
         super().__init__()
-        self.root = Path(root)
+        self.roots = dataset_folders(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = augment
         self.crop_size = crop_size
         self.limit = limit
         self.seed = seed
+        self.zoom = zoom
+
+    def _split(self, split: str, transform) -> Dataset:
+        parts = [PairedDataset(root, split, transform, self.limit) for root in self.roots]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def setup(self, stage: str | None = None) -> None:
-        require_dataset(self.root, "train")
-        train_tf = joint_augmentation(self.crop_size) if self.augment else None
+        for root in self.roots:
+            require_dataset(root, "train")
+        train_tf = joint_augmentation(self.crop_size, zoom=self.zoom) if self.augment else None
         eval_tf = v2.CenterCrop(self.crop_size) if self.crop_size else None
-        self.train_set = PairedDataset(self.root, "train", train_tf, self.limit)
-        self.val_set = PairedDataset(self.root, "val", eval_tf, self.limit)
-        self.test_set = PairedDataset(self.root, "test", eval_tf, self.limit)
+        self.train_set = self._split("train", train_tf)
+        self.val_set = self._split("val", eval_tf)
+        self.test_set = self._split("test", eval_tf)
         if len(self.val_set) == 0:
-            raise UnetblurError(f"{self.root}: the val split is empty; rebuild the dataset with a val share > 0")
+            raise UnetblurError(f"{','.join(map(str, self.roots))}: the val split is empty; rebuild the dataset "
+                                "with a val share > 0")
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)

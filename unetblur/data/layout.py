@@ -65,6 +65,15 @@ def read_manifest(root: str | os.PathLike) -> dict:
         raise UnetblurError(f"{path}: not a readable manifest ({exc})") from None
 
 
+def dataset_folders(data: str | os.PathLike) -> list[Path]:
+    """The dataset folders a ``--data`` value names: one folder, or several joined by commas (``A,B``),
+    trained on together (their splits concatenated)."""
+    parts = [p.strip() for p in str(data).split(",")]
+    if not all(parts):
+        raise UnetblurError(f"--data {str(data)!r}: an empty folder name; give DIR or DIR1,DIR2")
+    return [Path(p) for p in parts]
+
+
 def require_dataset(root: str | os.PathLike, split: str = "train") -> Path:
     """Check ``root`` looks like a dataset with a non-empty ``split``; return it as a Path."""
     root = Path(root)

@@ -48,9 +48,11 @@ class TrainConfig:
     ``max_minutes`` wall-clock minutes of training, summed over resumes (None = no budget).
     """
 
-    data: str = ""                       # dataset folder in the DESIGN.md §4 layout
+    data: str = ""                       # dataset folder in the DESIGN.md §4 layout, or several as DIR1,DIR2
     model: str = "teacher"               # preset name, smp:<encoder>, or a YAML/JSON file holding a UNetSpec
     mask_channel: bool = False           # extra output channel trained against *_mask with BCE
+    mask_loss: Literal["bce", "bce_dice"] = "bce"  # bce_dice adds a soft Dice term: background pixels outnumber
+                                         # face pixels ~100:1 on whole photos, and Dice is blind to that ratio
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50
@@ -75,6 +77,7 @@ class TrainConfig:
     num_workers: int = 0
     crop_size: int | None = None         # random crops for training, centre crops for val
     augment: bool = True                 # horizontal flips (and crops)
+    zoom: float = 1.0                    # with crop_size: random crops zoom in up to this factor (1 = plain crops)
     limit: int | None = None             # use at most this many images per split
     max_minutes: float | None = None     # stop cleanly after this much training time
     checkpoint_every_n_steps: int = 50   # also write last.ckpt every N optimiser steps (resume mid-epoch)
@@ -93,6 +96,7 @@ def check_run_config(cfg) -> None:
         (cfg.early_stop_patience >= 0, f"early_stop_patience must be ≥ 0 (0 = off), got {cfg.early_stop_patience}"),
         (cfg.checkpoint_every_n_steps >= 0, f"checkpoint_every_n_steps must be ≥ 0, got {cfg.checkpoint_every_n_steps}"),
         (cfg.crop_size is None or cfg.crop_size >= 1, f"crop_size must be ≥ 1, got {cfg.crop_size}"),
+        (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
@@ -126,7 +130,8 @@ def build_teacher_module(cfg):
     model = resolve_model(cfg.model, cfg.mask_channel)
     return BlurModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay,
                       lr_gamma=cfg.lr_gamma, lr_patience=cfg.lr_patience, loss=cfg.loss,
-                      face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight)
+                      face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight,
+                      mask_loss=cfg.mask_loss)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -341,15 +346,17 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from ..data.dataset import BlurDataModule
-    from ..data.layout import read_manifest, require_dataset
+    from ..data.layout import dataset_folders, read_manifest, require_dataset
     from ..models import save_model
     from .curves import detect_overfitting, epoch_history, plot_curves
     from .module import finite_or_none
 
     check_run_config(cfg)
     _quiet_lightning()
-    data = Path(cfg.data)
-    require_dataset(data, "train")
+    folders = dataset_folders(cfg.data)
+    for folder in folders:
+        require_dataset(folder, "train")
+    data = cfg.data
     out = Path(cfg.out)
     resume_from = _open_run_folder(cfg, out)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -358,7 +365,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     if resume_from is not None:
         _check_resumable(module, resume_from, out)
     datamodule = BlurDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                                augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed)
+                                augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed,
+                                zoom=cfg.zoom)
 
     rank_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     out.mkdir(parents=True, exist_ok=True)
@@ -439,7 +447,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
         history = epoch_history(out / "metrics.csv")
         meta = {
             "trained_by": type(module).__name__,
-            "dataset": str(data), "dataset_manifest": _manifest_summary(read_manifest(data)),
+            "dataset": str(data), "dataset_manifest": [_manifest_summary(read_manifest(f)) for f in folders]
+            if len(folders) > 1 else _manifest_summary(read_manifest(folders[0])),
             "train_images": len(datamodule.train_set), "val_images": len(datamodule.val_set),
             "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
             "epochs_trained": round(trainer.global_step / max(1, trainer.num_training_batches), 2),

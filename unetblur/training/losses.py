@@ -14,6 +14,8 @@ from ..errors import UnetblurError
 from ..evaluate import metrics
 
 LOSSES = ("mse", "face_weighted")
+#: Losses of the face-mask channel (see :func:`mask_loss`).
+MASK_LOSSES = ("bce", "bce_dice")
 
 
 def face_weighted_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -66,3 +68,28 @@ def mask_bce(mask_prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     with torch.autocast(device_type=mask_prob.device.type, enabled=False):
         return F.binary_cross_entropy(mask_prob.float().clamp(1e-6, 1 - 1e-6), (mask > 0.5).float())
+
+
+def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice of the predicted mask against the 0/1 mask, pooled over the batch (N×1×H×W).
+
+    Pooled, not per image, so a face-free image adds only its false positives; ``eps`` keeps an
+    all-background batch at a finite, small loss.
+    """
+    with torch.autocast(device_type=mask_prob.device.type, enabled=False):
+        p, m = mask_prob.float(), (mask > 0.5).float()
+        return 1.0 - (2.0 * (p * m).sum() + eps) / (p.sum() + m.sum() + eps)
+
+
+def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce") -> dict[str, torch.Tensor]:
+    """The face-mask channel's loss terms by name: ``bce`` alone, or ``bce_dice`` (BCE + soft Dice, equal weight).
+
+    BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
+    missed; Dice scores the overlap with the faces whatever their share of the image.
+    """
+    if kind not in MASK_LOSSES:
+        raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
+    parts = {"loss_mask_bce": mask_bce(mask_prob, mask)}
+    if kind == "bce_dice":
+        parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask)
+    return parts

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UnetblurError
 from ..evaluate import metrics
-from .losses import ReconstructionLoss, mask_bce
+from .losses import MASK_LOSSES, ReconstructionLoss, mask_loss
 
 #: Whole-image metrics logged for train/ and val/ every epoch, weighted by images.
 IMAGE_METRICS = ("mse", "mae", "psnr", "ssim")
@@ -33,13 +33,16 @@ class BlurModule(pl.LightningModule):
 
     ``lr_decay``: ``exponential`` (multiply the rate by ``lr_gamma`` every epoch), ``plateau``
     (multiply by ``lr_gamma`` when val loss has not improved for ``lr_patience`` epochs) or ``none``.
-    ``mask_weight`` scales the BCE of the mask channel when the model has one.
+    ``mask_weight`` scales the mask channel's loss (``mask_loss``: ``bce`` or ``bce_dice``) when the model has one.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_decay: str = "exponential", lr_gamma: float = 0.95, lr_patience: int = 3,
-                 loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 0.1):
+                 loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 0.1,
+                 mask_loss: str = "bce"):
         super().__init__()
+        if mask_loss not in MASK_LOSSES:
+            raise UnetblurError(f"unknown mask_loss {mask_loss!r}; choose one of {', '.join(MASK_LOSSES)}")
         if lr_decay not in LR_DECAYS:
             raise UnetblurError(f"unknown lr_decay {lr_decay!r}; choose one of {', '.join(LR_DECAYS)}")
         if not lr > 0:
@@ -72,8 +75,9 @@ class BlurModule(pl.LightningModule):
         rgb, mask_prob = self.split_output(output)
         loss, parts = self.loss_fn(rgb, batch["target"], batch["mask"])
         if mask_prob is not None:
-            parts["loss_mask_bce"] = mask_bce(mask_prob, batch["mask"])
-            loss = loss + self.hparams.mask_weight * parts["loss_mask_bce"]
+            terms = mask_loss(mask_prob, batch["mask"], self.hparams.get("mask_loss", "bce"))
+            parts.update(terms)
+            loss = loss + self.hparams.mask_weight * sum(terms.values())
         return loss, parts
 
     # ------------------------------------------------------------------ steps
