@@ -175,18 +175,28 @@ class Job:
     output: Path | str
 
 
+def _output_is_file(cfg: BlurConfig) -> bool:
+    """Whether ``-o`` names a file: only a media file name does (``out_cf0.5``, ``v1.2`` are folders)."""
+    if not cfg.output or "://" in cfg.output:
+        return False
+    out = Path(cfg.output)
+    return not out.is_dir() and _is_media_name(out)
+
+
+def _local_inputs(cfg: BlurConfig) -> list[str]:
+    return [t for t in cfg.inputs if not _is_live(t)]
+
+
 def plan_jobs(cfg: BlurConfig, skipped: list) -> Iterator[Job]:
     """Jobs for every input, lazily (folders are walked as they are processed). Unusable inputs
-    are appended to ``skipped`` as (input, reason)."""
+    are appended to ``skipped`` as (input, reason). Raises :class:`UnetblurError` (exit 2, before
+    anything is written) when ``-o`` cannot work: a file name for several inputs or a folder, the
+    input folder itself, or two inputs that would be written to the same place."""
     from .media import default_output, input_kind, iter_media, stream_output_name
 
-    inputs = list(cfg.inputs)
-    out = Path(cfg.output) if cfg.output and "://" not in cfg.output else None
-    single = len(inputs) == 1
-    if out is not None and not single and out.suffix and not out.is_dir() and _is_media_name(out):
-        raise UnetblurError(f"-o {out}: with several inputs, -o must be a folder (got a file name)")
-    out_is_file = out is not None and single and bool(out.suffix) and not out.is_dir()
-    for text in inputs:
+    out, out_is_file, roots, skip_dirs = output_layout(cfg)
+    _refuse_shared_targets(cfg, roots, out, out_is_file)
+    for text in cfg.inputs:
         try:
             kind = input_kind(text)
         except BadInputError as exc:
@@ -197,19 +207,64 @@ def plan_jobs(cfg: BlurConfig, skipped: list) -> Iterator[Job]:
                 out if out_is_file else (out or Path.cwd()) / stream_output_name(text))
             yield Job(kind, text, target)
         elif kind == "folder":
-            src = Path(text)
-            if out is None:
-                root = src.resolve().parent / f"{src.resolve().name}_blurred"
-            elif out_is_file:
-                raise UnetblurError(f"{out}: a folder input needs an output folder, not a file name")
-            else:
-                root = out if single else out / src.resolve().name
-            for path in iter_media(src, cfg.recursive, skip=root):
+            src, root = Path(text), roots[text]
+            for path in iter_media(src, cfg.recursive, skip=skip_dirs):
                 rel = path.relative_to(src)
                 yield Job("image" if _is_image(path) else "video", str(path), root / rel)
         else:
             target = out if out_is_file else default_output(text, out)
             yield Job(kind, text, target)
+
+
+def output_layout(cfg: BlurConfig) -> tuple[Path | None, bool, dict[str, Path], list[Path]]:
+    """Where a run writes: (``-o`` as a path or None, whether it is a file, the output folder of each
+    folder input, the folders a walk must never enter because the run writes there)."""
+    from .media import OUTPUT_SUFFIX
+
+    out = Path(cfg.output) if cfg.output and "://" not in cfg.output else None
+    single = len(cfg.inputs) == 1
+    out_is_file = _output_is_file(cfg)
+    if out_is_file and not single:
+        raise UnetblurError(f"-o {out}: with several inputs, -o must be a folder (got a file name)")
+    folders = [Path(t) for t in _local_inputs(cfg) if Path(t).is_dir()]
+    roots = {}
+    for folder in folders:
+        if out_is_file:
+            raise UnetblurError(f"{out}: a folder input needs an output folder, not a file name")
+        if out is not None and os.path.realpath(out) == os.path.realpath(folder):
+            raise UnetblurError(f"-o {out}: is the input folder {folder}; outputs would mix with (and could "
+                                "replace) the inputs: choose another output folder")
+        if out is None:
+            roots[str(folder)] = folder.resolve().parent / f"{folder.resolve().name}{OUTPUT_SUFFIX}"
+        else:
+            roots[str(folder)] = out if single else out / folder.resolve().name
+    # Never walk into what this run writes: the output folder of every input, and -o itself.
+    skip_dirs = [*roots.values(), *([out] if out is not None and not out_is_file else [])]
+    return out, out_is_file, roots, skip_dirs
+
+
+def _refuse_shared_targets(cfg: BlurConfig, roots: dict, out: Path | None, out_is_file: bool) -> None:
+    """Stop before writing when two inputs given on the command line map to one output (the same
+    file name from two folders into one ``-o``, two folders of the same name): one result would be
+    lost while the summary counted both."""
+    from .media import default_output, input_kind
+
+    seen: dict[str, str] = {}
+    for text in _local_inputs(cfg):
+        if text in roots:
+            target = roots[text]
+        else:
+            try:
+                if input_kind(text) not in ("image", "video"):
+                    continue
+            except BadInputError:
+                continue
+            target = out if out_is_file else default_output(text, out)
+        key = os.path.realpath(target)
+        if key in seen and os.path.realpath(seen[key]) != os.path.realpath(text):
+            raise UnetblurError(f"{seen[key]} and {text} would both be written to {target}; rename one, or "
+                                "blur them into separate output folders")
+        seen[key] = text
 
 
 def _is_media_name(path: Path) -> bool:
@@ -224,15 +279,86 @@ def _is_image(path: Path) -> bool:
     return is_image_path(path)
 
 
-def check_output(job: Job, overwrite: bool) -> None:
-    """Refuse to overwrite an input (also through a symlink or another spelling) or an existing output."""
+def planned_writes(job: Job, cfg: BlurConfig) -> list[Path]:
+    """Every file ``job`` writes: its output and the sidecars ``--save-masks`` / ``--save-json`` add."""
     if isinstance(job.output, str):
-        return  # a stream URL
-    src, dst = Path(job.source), Path(job.output)
-    if same_file(src, dst) or os.path.realpath(src) == os.path.realpath(dst):
-        raise BadInputError(src, f"output {dst} would overwrite the input; choose another -o")
-    if dst.exists() and not overwrite:
-        raise BadInputError(src, f"output {dst} exists; pass --overwrite to replace it")
+        return []  # a re-stream URL
+    output = Path(job.output)
+    writes = [output]
+    if job.kind in ("image", "video"):
+        if cfg.save_masks:
+            writes.append(_sidecar(output, "_mask.png" if job.kind == "image" else "_mask.mp4"))
+        if cfg.save_json:
+            writes.append(_sidecar(output, ".json" if job.kind == "image" else ".jsonl"))
+    return writes
+
+
+class OutputGuard:
+    """What a run may write. Nothing it writes (output or sidecar) may resolve to one of its inputs,
+    directly, through a link or another spelling; an existing file needs ``overwrite``; and no two
+    jobs of the run may write the same file (one result would silently replace the other)."""
+
+    def __init__(self, cfg: BlurConfig, skip_dirs: Iterable[os.PathLike] = ()):
+        self.cfg = cfg
+        self.files = set()
+        self.folders = []
+        for text in _local_inputs(cfg):
+            with contextlib.suppress(OSError):
+                if os.path.isdir(text):
+                    self.folders.append(os.path.realpath(text))
+                elif os.path.exists(text):
+                    st = os.stat(text)
+                    self.files.add((st.st_dev, st.st_ino))
+        self.skip = [os.path.realpath(d) for d in skip_dirs]
+        self.claimed: dict[str, str] = {}
+
+    def _is_input(self, path: Path) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # nothing there (or unreadable): not an input
+        if (st.st_dev, st.st_ino) in self.files:
+            return True
+        real = os.path.realpath(path)
+        if any(real == s or real.startswith(s + os.sep) for s in self.skip):
+            return False
+        for folder in self.folders:
+            rel = os.path.relpath(real, folder)
+            if rel == os.curdir or rel.startswith(os.pardir):
+                continue
+            parts = rel.split(os.sep)
+            if (self.cfg.recursive or len(parts) == 1) and not any(p.startswith(".") for p in parts) \
+                    and _is_media_name(Path(real)):
+                return True  # a file the folder walk reads
+        return False
+
+    def check(self, job: Job) -> None:
+        """Raise :class:`BadInputError` (the job is skipped) when ``job`` may not write what it would;
+        otherwise claim its files for this run."""
+        writes = planned_writes(job, self.cfg)
+        for path in writes:
+            what = "output" if path == writes[0] else "sidecar"
+            if same_file(job.source, path) or os.path.realpath(job.source) == os.path.realpath(path):
+                raise BadInputError(job.source, f"{what} {path} would overwrite the input; choose another -o")
+            if self._is_input(path):
+                raise BadInputError(job.source, f"{what} {path} would overwrite another input of this run; "
+                                                "choose another -o")
+            owner = self.claimed.get(os.path.realpath(path))
+            if owner is not None:
+                raise BadInputError(job.source, f"{what} {path} is also written for {owner}; rename one of them "
+                                                "or blur them into separate folders")
+            if path.exists() and not self.cfg.overwrite:
+                raise BadInputError(job.source, f"{what} {path} exists; pass --overwrite to replace it")
+        for path in writes:
+            self.claimed[os.path.realpath(path)] = job.source
+
+
+def check_output(job: Job, overwrite: bool) -> None:
+    """Refuse to overwrite the job's input (also through a symlink or another spelling) or an existing
+    output. :class:`OutputGuard` does this for a whole run, sidecars and other inputs included."""
+    from dataclasses import replace
+
+    OutputGuard(replace(BlurConfig(), inputs=(job.source,), overwrite=overwrite)).check(job)
 
 
 # --------------------------------------------------------------------------- audit
@@ -556,6 +682,7 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
 
     try:
         skipped_at_plan: list = []
+        guard = OutputGuard(cfg, output_layout(cfg)[3])
         for index, job in enumerate(plan_jobs(cfg, skipped_at_plan)):
             while skipped_at_plan:
                 note_skip(*skipped_at_plan.pop(0))
@@ -567,7 +694,7 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
                 summary.existing.append((job.source, str(job.output)))
                 continue
             try:
-                check_output(job, cfg.overwrite)
+                guard.check(job)
             except BadInputError as exc:
                 note_skip(exc.path, exc.problem)
                 continue

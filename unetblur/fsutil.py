@@ -143,5 +143,21 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when ``a`` and ``b`` name the same existing file (guards against overwriting inputs)."""
     try:
         return os.path.samefile(a, b)
-    except FileNotFoundError:
+    except OSError:  # missing, a symlink loop, unreadable: not a file that could be overwritten
         return False
+
+
+def overlaps(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are the same path or one lies inside the other (links resolved)."""
+    ra, rb = os.path.realpath(a), os.path.realpath(b)
+    return ra == rb or ra.startswith(rb.rstrip(os.sep) + os.sep) or rb.startswith(ra.rstrip(os.sep) + os.sep)
+
+
+def refuse_overlap(output: str | os.PathLike, inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Raise :class:`UnetblurError` when the folder a command writes (and with ``--overwrite`` replaces)
+    is, contains or lies inside one of its ``inputs`` (label → path; None entries are ignored):
+    replacing it would delete the input."""
+    for label, path in inputs.items():
+        if path is not None and overlaps(output, path):
+            raise UnetblurError(f"{output}: the output folder and the {label} {path} overlap (one is or contains "
+                                "the other), so writing it could delete that input; choose an output outside it")

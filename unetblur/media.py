@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -68,14 +68,18 @@ def input_kind(text: str) -> str:
 
 
 def iter_media(root: str | os.PathLike, recursive: bool = False,
-               skip: str | os.PathLike | None = None) -> Iterator[Path]:
+               skip: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> Iterator[Path]:
     """Image and video files under ``root`` in sorted order, streamed (a folder of 10,000 files is
-    never listed at once). Hidden files and folders (our temporaries) are skipped, and so is the
-    folder ``skip`` (the output folder when it lies inside the input folder)."""
+    never listed at once). Hidden files and folders (our temporaries) are skipped, and so are the
+    folders in ``skip`` (output folders lying inside the input folder)."""
     root = Path(root)
-    skip_real = os.path.realpath(skip) if skip is not None else None
+    if skip is None:
+        skip = []
+    elif isinstance(skip, (str, os.PathLike)):
+        skip = [skip]
+    skip_real = {os.path.realpath(d) for d in skip}
     for dirpath, dirnames, filenames in os.walk(root):
-        if skip_real is not None and os.path.realpath(dirpath) == skip_real:
+        if os.path.realpath(dirpath) in skip_real:
             dirnames[:] = []
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
@@ -111,6 +115,13 @@ def ffmpeg_exe() -> str:
     except ImportError:
         raise UnetblurError("video needs the 'imageio-ffmpeg' package (pip install imageio-ffmpeg)") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_file(path: str | os.PathLike) -> str:
+    """A local path as ffmpeg must be given it: ``file:`` + the absolute path. ffmpeg reads anything
+    before a colon as a protocol (``concat:``, ``cam1-10:15.mp4``) and a leading ``-`` as an option,
+    so a plain file name could make it read another file, or a URL."""
+    return "file:" + os.path.abspath(os.fspath(path))
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         raise BadInputError(path, "file not found")
     if path.stat().st_size == 0:
         raise BadInputError(path, "file is empty (0 bytes)")
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", ffmpeg_file(path)], capture_output=True, text=True,
                           errors="replace", stdin=subprocess.DEVNULL)
     text = proc.stderr
     video = _STREAM_VIDEO.search(text)
@@ -200,7 +211,7 @@ class VideoReader:
         self.path = Path(path)
         self.info = info or probe_video(self.path)
         self.frame_bytes = self.info.width * self.info.height * 3
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(self.path),
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", ffmpeg_file(self.path),
                "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                       bufsize=self.frame_bytes)
@@ -313,7 +324,7 @@ class VideoWriter:
             cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         if fmt:
             cmd += ["-f", fmt]
-        cmd.append(self.path)
+        cmd.append(self.path if "://" in self.path else ffmpeg_file(self.path))
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._queue: Queue = Queue(maxsize=max(1, queue_size))
         self._error: BaseException | None = None
@@ -376,15 +387,15 @@ def mux_audio(video_only: str | os.PathLike, source: str | os.PathLike, out: str
     Opus in WebM, the container's default otherwise). Returns how audio was handled:
     ``copied``, ``re-encoded`` or ``none`` (the source has no audio).
     """
-    base = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-nostdin", "-i", str(video_only),
-            "-i", str(source), "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
-    proc = subprocess.run(base + ["-c:a", "copy", str(out)], capture_output=True, text=True, errors="replace")
+    base = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-nostdin", "-i", ffmpeg_file(video_only),
+            "-i", ffmpeg_file(source), "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
+    proc = subprocess.run(base + ["-c:a", "copy", ffmpeg_file(out)], capture_output=True, text=True, errors="replace")
     if proc.returncode == 0:
         return "copied"
     suffix = Path(out).suffix.lower()
     audio_codec = {".webm": "libopus", ".mp4": "aac", ".m4v": "aac", ".mov": "aac", ".mkv": "aac"}.get(suffix)
     args = ["-c:a", audio_codec] if audio_codec else []
-    proc = subprocess.run(base + args + [str(out)], capture_output=True, text=True, errors="replace")
+    proc = subprocess.run(base + args + [ffmpeg_file(out)], capture_output=True, text=True, errors="replace")
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         why = lines[-1][:200] if lines else "ffmpeg error"

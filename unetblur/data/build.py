@@ -47,7 +47,7 @@ from .. import __version__
 from ..blur import BlurSettings, BlurTargetFields, blur_faces
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, write_faces_jsonl
-from ..fsutil import make_work_dir, write_text_atomic
+from ..fsutil import make_work_dir, refuse_overlap, write_text_atomic
 from ..io import list_images, read_image, write_image
 from .annotations import Annotations, find_annotations, read_annotations
 from .layout import FACES, MANIFEST, SPLITS, split_dirs
@@ -345,14 +345,30 @@ def _gather(cfg: BuildConfig) -> tuple[Path, dict[str, list[Face] | None], str, 
 
 
 def _stems(keys: list[str]) -> dict[str, str]:
-    """A file-name stem per photo: its own stem when unique, else its path joined with ``__``."""
-    stems = {k: Path(k).stem for k in keys}
-    counts: dict[str, int] = {}
-    for s in stems.values():
-        counts[s] = counts.get(s, 0) + 1
-    for k, s in stems.items():
-        if counts[s] > 1:
-            stems[k] = str(Path(k).with_suffix("")).replace("/", "__")
+    """A distinct file-name stem per photo: its own stem when unique, else its path joined with ``__``;
+    where that still clashes (``x.jpg`` and ``x.png``, a flattened ``a/b`` equal to a real ``a__b``) the
+    extension is added, and a counter as the last resort. Distinct also where case is ignored (macOS,
+    Windows), so no photo's pair ever replaces another's."""
+    def count(names):
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n.lower()] = counts.get(n.lower(), 0) + 1
+        return counts
+
+    own = count(Path(k).stem for k in keys)
+    stems = {k: Path(k).stem if own[Path(k).stem.lower()] == 1 else str(Path(k).with_suffix("")).replace("/", "__")
+             for k in keys}
+    clash = count(stems.values())
+    for k in keys:
+        if clash[stems[k].lower()] > 1:
+            stems[k] = f"{stems[k]}_{Path(k).suffix.lstrip('.').lower()}"
+    used: set[str] = set()
+    for k in sorted(keys):
+        name, i = stems[k], 2
+        while name.lower() in used:
+            name, i = f"{stems[k]}-{i}", i + 1
+        used.add(name.lower())
+        stems[k] = name
     return stems
 
 
@@ -450,12 +466,13 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     """
     cfg.validate()
     out = Path(cfg.out)
+    # Before anything else: with --overwrite the old output is removed, so it must not hold an input.
+    refuse_overlap(out, {"source folder": cfg.source, "annotations": cfg.annotations,
+                         "boxes file": cfg.detector[5:] if cfg.detector and cfg.detector.startswith("file:") else None})
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise UnetblurError(f"{out}: output folder exists and is not empty; pass --overwrite to replace it")
     t0 = time.time()
     src, photos, boxes_from, problems, notes = _gather(cfg)
-    if Path(cfg.out).resolve() == src.resolve() or src.resolve() in Path(cfg.out).resolve().parents:
-        raise UnetblurError(f"{out}: the output folder must not lie inside the source folder {src}")
     if not photos:
         reasons = "; ".join(f"{p['path']}: {p['reason']}" for p in problems[:3])
         raise UnetblurError(f"{src}: no usable images ({reasons or 'nothing listed'})")

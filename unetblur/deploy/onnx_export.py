@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import UnetblurError
-from ..fsutil import make_work_dir
+from ..fsutil import make_work_dir, overlaps, same_file
 from ..runtime import onnx as rt
 
 #: Largest side of dataset images used for parity, calibration and the quality report: bounds the
@@ -256,6 +256,12 @@ def export_model(cfg: ExportConfig) -> dict:
     stride = model_stride(model)
     name = cfg.name or model_path.stem
     out_dir = Path(cfg.out_dir)
+    for suffix in (".onnx", ".int8.onnx", ".fp16.onnx", ".export.json"):
+        # The files are moved over whatever has their name: never over the model being exported.
+        if same_file(out_dir / f"{name}{suffix}", model_path) or (cfg.data and overlaps(out_dir / f"{name}{suffix}",
+                                                                                         cfg.data)):
+            raise UnetblurError(f"{out_dir / f'{name}{suffix}'}: would replace an input of this export; "
+                                "choose another -o or --name")
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
