@@ -222,3 +222,39 @@ def test_an_output_folder_inside_a_recursive_input_is_never_walked_as_input(tmp_
     assert code == EXIT_OK, err
     assert _written(err) == 1 + len(extra)
     assert not any(f.startswith("anon/anon") or "old_blurred" in f for f in bad.files_under(tmp_path / "in"))
+
+
+# --------------------------------------------------------------------------- class 9: boxes from a file
+
+
+@pytest.mark.parametrize("fmt", ["wider", "coco"])
+@pytest.mark.parametrize("listed_as", ["relative path", "file name"])
+def test_boxes_from_a_file_blur_exactly_the_listed_box_in_every_image_of_a_folder(tmp_path, capsys, fmt, listed_as):
+    from unetblur.io import read_image
+
+    box = (8, 6, 20, 16)  # x, y, w, h
+    names = ["a.png", "sub/b.png"]
+    for i, name in enumerate(names):
+        _img(tmp_path / "photos" / name, i)
+    keys = names if listed_as == "relative path" else [Path(n).name for n in names]
+    if fmt == "wider":
+        ann = bad.make_wider_annotations(tmp_path, [(k, [box]) for k in keys], "boxes.txt")
+    else:
+        ann = bad.make_coco_annotations(tmp_path, [(k, 64, 48, [box]) for k in keys], "boxes.json")
+    code, _, err = bad.run_cli([*BLUR, tmp_path / "photos", "--recursive", "--model", f"file:{ann}",
+                                "--shape", "box", "--mask-scale", "1", "-o", tmp_path / "out"], capsys)
+    assert code == EXIT_OK, err
+    for i, name in enumerate(names):
+        before, after = bad.photo(seed=i), read_image(tmp_path / "out" / name)
+        changed = (before != after).any(axis=2)
+        ys, xs = changed.nonzero()
+        assert ys.size and xs.min() >= box[0] and xs.max() < box[0] + box[2] and ys.max() < box[1] + box[3], name
+
+
+def test_boxes_from_a_file_skip_a_video_with_a_reason_instead_of_failing(tmp_path, capsys):
+    _img(tmp_path / "in" / "a.png")
+    bad.make_video(tmp_path / "in" / "clip.mp4")
+    ann = bad.make_wider_annotations(tmp_path, [("a.png", [(8, 6, 20, 16)])], "boxes.txt")
+    code, _, err = bad.run_cli([*BLUR, tmp_path / "in", "--model", f"file:{ann}", "-o", tmp_path / "out"], capsys)
+    assert code == 1 and "1 written, 1 skipped" in err
+    assert "cannot blur video" in err.split("skipped:")[1]

@@ -402,7 +402,7 @@ def blur_image_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
     from .io import read_exif, read_image, write_image
 
     image = read_image(source)
-    result = anonymised(blurrer, image)
+    result = anonymised(blurrer, image, source=str(source))
     exif = read_exif(source) if cfg.keep_metadata else None
     output = Path(output)
     write_image(output, result.image, exif=exif)
@@ -501,12 +501,13 @@ def blur_video_file(blurrer, source: str | os.PathLike, output: str | os.PathLik
 # --------------------------------------------------------------------------- streams (fail closed)
 
 
-def anonymised(blurrer, frame: np.ndarray):
+def anonymised(blurrer, frame: np.ndarray, source: str | None = None):
     """``blurrer(frame)``, checked: a result that is not an image of the frame's size and type raises.
 
     The one gate every image, video frame and stream frame passes, so a broken model fails closed
-    the same way everywhere (model outputs themselves are checked by ``check_model_output``)."""
-    result = blurrer(frame)
+    the same way everywhere (model outputs themselves are checked by ``check_model_output``).
+    ``source``: the image's file, for blurrers that look boxes up by file (``file:boxes.json``)."""
+    result = blurrer(frame, source=source) if getattr(blurrer, "needs_source", False) else blurrer(frame)
     out = getattr(result, "image", None)
     if not (isinstance(out, np.ndarray) and out.shape == frame.shape and out.dtype == np.uint8):
         from .errors import UnusableModelOutput

@@ -325,6 +325,9 @@ class FileDetector:
     by file name, or by stem; ``path`` is required because pixels alone cannot name the image.
     """
 
+    #: Pixels alone cannot name the image: callers pass ``path`` to :meth:`detect`.
+    needs_path = True
+
     def __init__(self, path: str | os.PathLike):
         from .data.annotations import read_annotations
 
@@ -342,16 +345,22 @@ class FileDetector:
             raise UnetblurError(f"{self.path}: no images listed; nothing for the file detector to report")
 
     def lookup(self, path: str | os.PathLike) -> list[Face] | None:
-        """Faces recorded for ``path`` (full relative path, then name, then stem), or None if absent."""
+        """Faces recorded for ``path``: the longest tail of the path the file lists (``photos/sub/a.jpg``
+        finds ``sub/a.jpg`` or ``a.jpg``), then the name, then the stem; None if absent."""
         key = str(path).replace("\\", "/")
-        for table, k in ((self.faces, key), (self._by_name, Path(key).name), (self._by_stem, Path(key).stem)):
+        parts = [p for p in key.split("/") if p not in ("", ".")]
+        for i in range(len(parts)):
+            if "/".join(parts[i:]) in self.faces:
+                return list(self.faces["/".join(parts[i:])])
+        for table, k in ((self._by_name, Path(key).name), (self._by_stem, Path(key).stem)):
             if k in table:
                 return list(table[k])
         return None
 
     def detect(self, image: np.ndarray, path: str | os.PathLike | None = None) -> list[Face]:
         if path is None:
-            raise UnetblurError(f"the file detector {self.name} needs the image path to look its boxes up")
+            raise UnetblurError(f"{self.name} holds boxes per image file; it cannot blur video frames or streams "
+                                "(use a model or a detector such as centerface for those)")
         faces = self.lookup(path)
         if faces is None:
             raise UnetblurError(f"{path}: not listed in {self.path}")

@@ -47,8 +47,15 @@ class DetectorBlurrer:
         self.settings = settings or BlurSettings()
         self.name = name or getattr(detector, "name", type(detector).__name__)
 
-    def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
-        found = list(self.detector.detect(image))
+    @property
+    def needs_source(self) -> bool:
+        """True when the detector looks boxes up by the image's file (``file:boxes.json``): callers
+        then pass ``source=`` the path."""
+        return bool(getattr(self.detector, "needs_path", False))
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None, *,
+                 source: str | None = None) -> BlurResult:
+        found = list(self.detector.detect(image, path=source) if self.needs_source else self.detector.detect(image))
         out, mask = blur_faces(image, found, self.settings)
         return BlurResult(out, mask.astype(np.float32) / 255.0, found)
 
