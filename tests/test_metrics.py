@@ -181,3 +181,69 @@ def test_faces_are_grouped_by_width_bucket_with_every_bucket_present():
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="shapes differ"):
         M.mse(np.zeros((2, 2, 3)), np.zeros((3, 2, 3)))
+
+
+# --------------------------------------------------------------------------- whole-photo privacy
+
+def _textured(seed: int = 0, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+FACE_BOX = (16, 16, 48, 48)
+
+
+def test_an_untouched_face_keeps_all_its_detail():
+    image = _textured()
+    assert M.detail_removed(image, image, FACE_BOX) == pytest.approx(0.0)
+
+
+def test_a_solid_fill_removes_all_detail():
+    image = _textured()
+    assert M.detail_removed(np.full_like(image, 128), image, FACE_BOX) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("style", ["gaussian", "pixelate", "solid"])
+def test_every_blur_style_of_the_reference_blur_counts_as_covered(style):
+    from unetblur.blur import BlurSettings, blur_faces
+    from unetblur.faces import Face
+
+    image = _textured(1)
+    face = Face(*FACE_BOX)
+    out, _ = blur_faces(image, [face], BlurSettings(style=style))
+    assert M.detail_removed(out, image, face) >= M.COVERED_THRESHOLD
+
+
+def test_a_blur_beside_the_face_removes_none_of_its_detail():
+    image = _textured(2)
+    out = image.copy()
+    out[:, :12] = 128  # changed, but left of the face box
+    assert M.detail_removed(out, image, FACE_BOX) == pytest.approx(0.0)
+
+
+def test_a_face_without_detail_is_not_measurable():
+    flat = np.full((64, 64, 3), 90, np.uint8)
+    assert math.isnan(M.detail_removed(flat, flat, FACE_BOX))
+
+
+def test_coverage_counts_faces_at_or_above_the_bar_and_skips_nan():
+    assert M.coverage([0.8, 0.5, math.nan, 1.0]) == pytest.approx(2 / 3)
+    assert math.isnan(M.coverage([math.nan]))
+
+
+def test_bg_changed_ignores_changes_inside_the_grown_face_box():
+    image = _textured(3)
+    out = image.copy()
+    out[12:52, 12:52] = 0  # inside the 1.5× box of FACE_BOX (8..56)
+    assert M.bg_changed(out, image, [FACE_BOX]) == 0.0
+
+
+def test_bg_changed_is_the_share_of_background_pixels_changed_by_more_than_8():
+    image = np.full((10, 10, 3), 100, np.uint8)
+    out = image.copy()
+    out[0, 0, 2] = 109   # changed by 9/255 in one channel: counts
+    out[0, 1] = 108      # exactly 8/255: does not
+    assert M.bg_changed(out, image, []) == pytest.approx(1 / 100)
+
+
+def test_false_blur_images_is_the_share_of_images_above_one_percent_background_change():
+    assert M.false_blur_images([0.0, 0.02, 0.01, math.nan]) == pytest.approx(1 / 3)

@@ -33,12 +33,18 @@ __all__ = [
     "mse", "mae", "psnr", "ssim",
     "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg",
     "blur_completeness", "is_covered", "coverage_recall", "false_blur",
+    "detail_removed", "coverage", "bg_changed", "false_blur_images", "FALSE_BLUR_SHARE", "BG_BOX_GROWTH",
     "COVERED_THRESHOLD", "CHANGED_THRESHOLD", "SIZE_BUCKETS", "size_bucket", "bucket_names", "group_by_bucket",
     "psnr_from_mse",
 ]
 
-#: A face is *covered* when its blur completeness reaches this.
+#: A face is *covered* when its ``detail_removed`` (privacy) reaches this; ``coverage_recall`` applies
+#: the same bar to ``blur_completeness`` (agreement with the reference blur, thesis-style).
 COVERED_THRESHOLD = 0.8
+#: An image counts in ``false_blur_images`` when more than this share of its background changed.
+FALSE_BLUR_SHARE = 0.01
+#: ``bg_changed``'s background: outside every face box grown by this factor about its centre.
+BG_BOX_GROWTH = 1.5
 #: A pixel is *changed* when some channel differs by more than this (values in [0, 1]).
 CHANGED_THRESHOLD = 8 / 255
 # Float noise guard so a uint8 difference of exactly 8 never counts as "more than 8/255".
@@ -284,6 +290,94 @@ def false_blur(output: Any, input: Any, mask: Any):
     elif background.ndim == changed.ndim and axis is not None and background.shape[-1] != 1:
         background = background.max(axis=-1, keepdims=True)
     return _masked_mean(changed, background)
+
+
+# --------------------------------------------------------------------------- whole-photo privacy (NumPy)
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """HWC RGB (uint8 or [0, 1] float) → HW float64 grey in [0, 1] (ITU-R BT.601 weights)."""
+    x = _as_float(image)
+    return x @ np.array([0.299, 0.587, 0.114]) if x.ndim == 3 else x
+
+
+def _laplacian(grey: np.ndarray) -> np.ndarray:
+    """3×3 Laplacian (4-neighbour) of a HW array; the outermost ring of pixels is 0 (no neighbours)."""
+    out = np.zeros_like(grey)
+    out[1:-1, 1:-1] = (grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:] - 4 * grey[1:-1, 1:-1])
+    return out
+
+
+def detail_removed(output: np.ndarray, input: np.ndarray, face) -> float:
+    """Share of the original's fine detail that the output no longer carries, over one face (DESIGN.md §4).
+
+    ``1 − ⟨L(O), L(I)⟩ / ⟨L(I), L(I)⟩`` summed over the ellipse inscribed in the face box (a
+    :class:`~unetblur.faces.Face` or ``(x1, y1, x2, y2)`` in the images' pixels), L = 3×3 Laplacian of
+    the grey image in [0, 1]. Blur, mosaic and solid fill score ≈ 1, an untouched face 0, whatever the
+    shape or style of the blurred region. NaN when the original has no detail there (flat) or the
+    ellipse holds no pixel. ``output``/``input``: HWC RGB, same shape.
+    """
+    o, i = np.asarray(output), np.asarray(input)
+    _check_same_shape(o, i, "detail_removed")
+    x1, y1, x2, y2 = (float(v) for v in (face.box if hasattr(face, "box") else face))
+    h, w = i.shape[:2]
+    # The box plus one pixel of context, so the Laplacian at the ellipse's edge sees its neighbours.
+    X1, Y1 = max(0, int(np.floor(x1)) - 1), max(0, int(np.floor(y1)) - 1)
+    X2, Y2 = min(w, int(np.ceil(x2)) + 1), min(h, int(np.ceil(y2)) + 1)
+    if X2 - X1 < 3 or Y2 - Y1 < 3:
+        return float("nan")
+    lo, li = _laplacian(_grey(o[Y1:Y2, X1:X2])), _laplacian(_grey(i[Y1:Y2, X1:X2]))
+    ys, xs = np.mgrid[Y1:Y2, X1:X2]
+    cx, cy, ax, ay = (x1 + x2) / 2, (y1 + y2) / 2, max((x2 - x1) / 2, 0.5), max((y2 - y1) / 2, 0.5)
+    inside = ((xs + 0.5 - cx) / ax) ** 2 + ((ys + 0.5 - cy) / ay) ** 2 <= 1.0
+    inside[[0, -1], :] = False  # the ring whose Laplacian is undefined
+    inside[:, [0, -1]] = False
+    energy = float((li[inside] ** 2).sum())
+    if energy <= 1e-12:
+        return float("nan")
+    return 1.0 - float((lo[inside] * li[inside]).sum()) / energy
+
+
+def coverage(values: Iterable[float]) -> float:
+    """Covered faces / faces over per-face ``detail_removed`` values (covered: ≥ :data:`COVERED_THRESHOLD`).
+
+    Faces whose value is NaN (no detail in the original) are left out; NaN when none is left.
+    """
+    finite = [float(v) for v in values if not math.isnan(float(v))]
+    if not finite:
+        return float("nan")
+    return sum(v >= COVERED_THRESHOLD for v in finite) / len(finite)
+
+
+def bg_changed(output: np.ndarray, input: np.ndarray, faces) -> float:
+    """Share of background pixels whose largest channel difference |O−I| exceeds 8/255 (DESIGN.md §4).
+
+    Background = outside every face box (``Face`` or ``(x1, y1, x2, y2)``) grown :data:`BG_BOX_GROWTH`×
+    about its centre, so a method that blurs a face with a generous margin is not charged for it.
+    NaN when no background is left. ``output``/``input``: HWC RGB, same shape.
+    """
+    o, i = np.asarray(output), np.asarray(input)
+    _check_same_shape(o, i, "bg_changed")
+    diff = np.abs(_as_float(o) - _as_float(i))
+    changed = (diff.max(axis=-1) if diff.ndim == 3 else diff) > CHANGED_THRESHOLD + _EPS
+    background = np.ones(changed.shape, bool)
+    h, w = changed.shape
+    for face in faces:
+        x1, y1, x2, y2 = (float(v) for v in (face.box if hasattr(face, "box") else face))
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        hw, hh = (x2 - x1) * BG_BOX_GROWTH / 2, (y2 - y1) * BG_BOX_GROWTH / 2
+        gx1, gy1 = max(0, int(np.floor(cx - hw))), max(0, int(np.floor(cy - hh)))
+        gx2, gy2 = min(w, int(np.ceil(cx + hw))), min(h, int(np.ceil(cy + hh)))
+        background[gy1:gy2, gx1:gx2] = False
+    count = int(background.sum())
+    return float(changed[background].sum() / count) if count else float("nan")
+
+
+def false_blur_images(bg_changed_values: Iterable[float]) -> float:
+    """Share of images whose ``bg_changed`` exceeds :data:`FALSE_BLUR_SHARE` (1 %); NaN values are left out."""
+    finite = [float(v) for v in bg_changed_values if not math.isnan(float(v))]
+    if not finite:
+        return float("nan")
+    return sum(v > FALSE_BLUR_SHARE for v in finite) / len(finite)
 
 
 # --------------------------------------------------------------------------- size buckets
