@@ -167,19 +167,25 @@ def test_an_existing_output_needs_overwrite(tmp_path, model, capsys):
     assert (tmp_path / "photo_blurred.png").read_bytes() != b"keep me"
 
 
-def test_without_a_packaged_model_model_is_required_with_a_clear_message(tmp_path, monkeypatch, capsys):
+def test_without_a_packaged_student_model_student_is_one_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", tmp_path / "absent.onnx")
     write_image(tmp_path / "photo.png", face_photo())
-    assert blur(tmp_path / "photo.png") == 2
+    assert blur(tmp_path / "photo.png", "--model", "student") == 2
     err = capsys.readouterr().err
-    assert "pass --model" in err and len(err.strip().splitlines()) == 1
+    assert "--model student" in err and len(err.strip().splitlines()) == 1
 
 
-def test_the_packaged_model_is_used_by_default_when_installed(tmp_path, monkeypatch, model):
+def test_model_student_runs_the_packaged_student(tmp_path, monkeypatch, model):
     monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", Path(model))
     write_image(tmp_path / "photo.png", face_photo())
-    assert blur(tmp_path / "photo.png") == 0
-    assert (tmp_path / "photo_blurred.png").exists()
+    assert blur(tmp_path / "photo.png", "--model", "student", "--save-json") == 0
+    assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"].endswith("+composite")
+
+
+def test_the_default_model_is_the_winner_of_the_full_photo_table_centerface(tmp_path):
+    write_image(tmp_path / "photo.png", face_photo())
+    assert blur(tmp_path / "photo.png", "--save-json") == 0
+    assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"] == "centerface"
 
 
 def test_an_unreadable_stream_url_is_one_error_line_and_exit_2(tmp_path, model, capsys):

@@ -37,8 +37,13 @@ from .blur import BlurSettings
 from .errors import EXIT_FINDINGS, EXIT_OK, BadInputError, UnetblurError
 from .fsutil import atomic_path, same_file
 
-#: Where the experiments stage ships the default student model.
+#: Where the experiments stage ships the student model (``--model student``).
 PACKAGED_MODEL = Path(__file__).parent / "assets" / "student_int8.onnx"
+#: ``--model`` name of the packaged student; it runs at the operating point stored in it.
+STUDENT_MODEL = "student"
+#: What ``unetblur blur`` runs without ``--model``: the packaged method that wins the full-photo privacy
+#: table (experiments/full_photo/table.md: coverage at bg_changed ≤ 2 %). CenterFace until a student beats it.
+DEFAULT_MODEL = "centerface"
 
 #: Environment variables that name a process's rank / world size under common launchers
 #: (torchrun and Lightning set RANK/WORLD_SIZE, SLURM sets SLURM_PROCID/SLURM_NTASKS).
@@ -51,17 +56,18 @@ class BlurConfig:
 
     inputs: tuple[str, ...] = ()
     output: str | None = None              # file (one input) or folder; default: beside each input
-    model: str | None = None               # .onnx/.pt file, centerface[@scale], haar; default: packaged student
+    model: str | None = None               # centerface[@scale] (default), student, haar, or a .onnx/.pt file
     mode: str = "composite"                # U-Nets: composite (full-res blur, sharp background) or raw (thesis)
     recursive: bool = False
     overwrite: bool = False
     skip_existing: bool = False            # leave existing outputs alone and move on (resume a batch/shard)
     keep_metadata: bool = False
-    working_size: int | None = 1920        # composite: longer side the network runs at, frames larger are
-                                           # downscaled for it (0 or None: always native; never upscales)
-    scales: tuple[float, ...] = (1.0,)     # composite: extra passes at these fractions of the working size
-    threshold: float = 0.5                 # composite: mask probability that counts as face
-    dilate: int = 0                        # composite: grow the mask by this many pixels
+    # Composite settings: None = the model's operating point, else runtime.operating_point.COMPOSITE_DEFAULTS.
+    working_size: int | None = None        # longer side the network runs at, larger frames are downscaled for it
+                                           # (0: always native; never upscales; default 1920)
+    scales: tuple[float, ...] | None = None  # extra passes at these fractions of the working size (default 1)
+    threshold: float | None = None         # mask probability that counts as face (default 0.5)
+    dilate: int | None = None              # grow the mask by this many pixels (default 0)
     hold_frames: int = 3                   # video/streams: keep a lost face blurred this many frames
     style: str = "gaussian"
     shape: str = "ellipse"
@@ -123,13 +129,14 @@ class Summary:
 
 
 def resolve_model(spec: str | None) -> str:
-    """The model spec to use: ``spec``, else the packaged student, else a clear error."""
-    if spec:
-        return str(spec)
+    """The model spec to use: ``spec`` (``student`` = the packaged student), else :data:`DEFAULT_MODEL`."""
+    spec = str(spec or DEFAULT_MODEL)
+    if spec != STUDENT_MODEL:
+        return spec
     if PACKAGED_MODEL.is_file():
         return str(PACKAGED_MODEL)
-    raise UnetblurError("no packaged default model in this installation; pass --model PATH.onnx (an exported "
-                        "student), --model centerface or --model haar")
+    raise UnetblurError("--model student: no packaged student in this installation; pass --model PATH.onnx (an "
+                        "exported student), --model centerface or --model haar")
 
 
 def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
@@ -140,9 +147,9 @@ def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
     settings = cfg.blur_settings()
     if is_model_spec(spec):
         options = {}
-        if cfg.mode == "composite":
-            options = {"working_size": cfg.working_size or None, "scales": tuple(cfg.scales), "threshold": cfg.threshold,
-                       "dilate": cfg.dilate}
+        if cfg.mode == "composite":  # None: the model's operating point decides (runtime.operating_point)
+            options = {"working_size": cfg.working_size, "threshold": cfg.threshold, "dilate": cfg.dilate,
+                       "scales": tuple(cfg.scales) if cfg.scales is not None else None}
         return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
     return open_blurrer(spec, settings, threads=threads)
 

@@ -28,8 +28,9 @@ def register(sub) -> None:
                    help="image, video, folder, webcam[:N], or rtsp:// / http:// stream URL")
     p.add_argument("-o", "--output", help="output file (one input), folder, or rtsp:// / udp:// URL to re-stream to")
     p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
-    p.add_argument("--model", help="exported U-Net (.onnx, .pt), centerface[@SCALE] or haar "
-                                   "(default: the packaged student, when installed)")
+    p.add_argument("--model", help="centerface[@SCALE] (default: it wins the full-photo privacy table), student "
+                                   "(the packaged U-Net at its stored operating point), haar, or an exported "
+                                   "U-Net (.onnx, .pt)")
     p.add_argument("--mode", choices=("composite", "raw"),
                    help="U-Nets: composite = network finds faces, full-resolution blur, background pixel-exact "
                         "(default); raw = the network's output is the image (the thesis)")
@@ -38,11 +39,13 @@ def register(sub) -> None:
     _bool_flag(p, "skip-existing", "leave existing outputs alone and continue (resume an interrupted batch/shard)")
     _bool_flag(p, "keep-metadata", "keep EXIF (incl. GPS) in images; stripped by default")
     p.add_argument("--working-size", type=int, metavar="PX",
-                   help="composite: run the network with the longer side at most PX pixels (default 1920: native up "
-                        "to 1080p, so a 48 MP photo does not need gigabytes; 0 = always native)")
+                   help="composite: run the network with the longer side at most PX pixels (default: the model's "
+                        "operating point, else 1920: native up to 1080p, so a 48 MP photo does not need gigabytes; "
+                        "0 = always native)")
     p.add_argument("--scales", type=_scales, metavar="S,S", help="composite: passes at these fractions of the "
                                                                 "working size, masks OR-ed (default 1; e.g. 1,0.5)")
-    p.add_argument("--threshold", type=float, help="composite: mask probability counted as face (default 0.5)")
+    p.add_argument("--threshold", type=float, help="composite: mask probability counted as face (default: the model's "
+                                                    "operating point, else 0.5)")
     p.add_argument("--dilate", type=int, metavar="PX", help="composite: grow the face mask by PX pixels (default 0)")
     p.add_argument("--hold-frames", type=int, metavar="K",
                    help="video/streams: keep a lost face blurred for K more frames (default 3; 0 = off)")

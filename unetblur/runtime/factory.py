@@ -122,4 +122,6 @@ def _composite_blurrer(model: ImageModel, settings: BlurSettings | None, name: s
         from .composite import CompositingBlurrer
     except ImportError as exc:
         raise UnetblurError(f"composite mode is not available in this installation ({exc}); use mode=raw") from None
-    return CompositingBlurrer(model, settings, name=name, **options)
+    from .operating_point import composite_options
+
+    return CompositingBlurrer(model, settings, name=name, **composite_options(model, options))

@@ -1,0 +1,49 @@
+"""A composite model's operating point travels inside the model file and fills the settings the user left out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unetblur.anonymise import BlurConfig, open_blurrer_for
+from unetblur.errors import UnetblurError
+from unetblur.runtime.operating_point import (COMPOSITE_DEFAULTS, composite_options, parse_operating_point_flag,
+                                              write_operating_point)
+
+from test_media import red_face_onnx
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    path = red_face_onnx(tmp_path_factory.mktemp("op") / "student.onnx")
+    write_operating_point(path, {"working_size": 40, "threshold": 0.7})
+    return str(path)
+
+
+def test_a_model_without_an_operating_point_gets_the_shared_composite_defaults(tmp_path):
+    blurrer = open_blurrer_for(BlurConfig(model=str(red_face_onnx(tmp_path / "plain.onnx"))))
+    assert (blurrer.working_size, blurrer.threshold) == (COMPOSITE_DEFAULTS["working_size"], COMPOSITE_DEFAULTS["threshold"])
+
+
+def test_the_stored_operating_point_is_what_blur_runs(calibrated):
+    blurrer = open_blurrer_for(BlurConfig(model=calibrated))
+    assert (blurrer.working_size, blurrer.threshold) == (40, 0.7)
+
+
+def test_flags_the_user_gives_override_the_stored_point(calibrated):
+    blurrer = open_blurrer_for(BlurConfig(model=calibrated, threshold=0.3, working_size=0))
+    assert blurrer.threshold == 0.3 and blurrer.working_size is None  # 0 = native
+
+
+def test_the_flag_form_parses_scales_and_refuses_unknown_keys():
+    assert parse_operating_point_flag("working_size=320,threshold=0.4,scales=1/0.5") == {
+        "working_size": 320, "threshold": 0.4, "scales": (1.0, 0.5)}
+    with pytest.raises(UnetblurError, match="unknown key"):
+        parse_operating_point_flag("size=320")
+
+
+def test_user_options_set_to_none_do_not_hide_the_model_point():
+    class Model:
+        metadata = {"operating_point": '{"threshold": 0.25}'}
+
+    assert composite_options(Model(), {"threshold": None})["threshold"] == 0.25
