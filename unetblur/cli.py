@@ -21,7 +21,8 @@ from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, UnetblurError
 
 #: Verb → module under unetblur.commands, in the order ``--help`` lists them.
-COMMANDS = ("data", "train", "prune", "distill", "export", "bench", "compare", "plot", "tables", "blur", "demo", "thesis")
+COMMANDS = ("data", "train", "prune", "distill", "export", "bench", "compare", "privacy", "plot", "tables", "blur", "demo",
+            "thesis")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -259,3 +259,42 @@ def plot_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None
         else:
             raise UnetblurError(f"{p}: neither a compare folder (summary.json) nor a training run (metrics.csv)")
     return written
+
+
+def plot_privacy_pareto(methods: dict[str, dict], path: str | os.PathLike) -> Path:
+    """Full-photo protocol: coverage of faces ≥ 32 px against ms per photo (log), background damage in the labels.
+
+    ``methods``: name → the summary ``unetblur privacy`` writes per method (``ms_per_photo``,
+    ``coverage[">=32"]``, ``bg_changed``). Points that change more than 2 % of the background are drawn
+    hollow: a method may not buy coverage by blurring the scene. The front is over the solid points.
+    """
+    plt = _pyplot()
+    names, pts, clean = [], [], []
+    for name, r in methods.items():
+        x, y = _num(r.get("ms_per_photo")), _num((r.get("coverage") or {}).get(">=32"))
+        if math.isfinite(x) and math.isfinite(y) and x > 0:
+            names.append(name)
+            pts.append((x, y))
+            clean.append(_num(r.get("bg_changed")) <= 0.02)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=100)
+    for k, (name, (x, y), ok) in enumerate(zip(names, pts, clean)):
+        color = _COLORS[k % len(_COLORS)]
+        ax.scatter([x], [y], s=45, zorder=3, color=color if ok else "none", edgecolors=color)
+        bg = _num(methods[name].get("bg_changed"))
+        ax.annotate(f"{name} (bg {100 * bg:.1f} %)", (x, y), textcoords="offset points",
+                    xytext=(5, 4 if k % 2 == 0 else -11), fontsize=8)
+    # Higher coverage and lower time are better: negate coverage for the shared front helper.
+    idx = [i for i in range(len(pts)) if clean[i]]
+    front = [idx[i] for i in pareto_front([(pts[i][0], -pts[i][1]) for i in idx])]
+    if len(front) > 1:
+        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color="grey", linewidth=1,
+                label="Pareto front (bg_changed ≤ 2 %)")
+        ax.legend(fontsize=8, loc="lower right")
+    if pts:
+        ax.set_xscale("log")
+    ax.set_xlabel("ms per photo, end to end (log); hollow: background changed > 2 %")
+    ax.set_ylabel("coverage of faces ≥ 32 px (detail removed ≥ 0.8)")
+    ax.set_title("Full photos: coverage vs speed (upper-left is better)")
+    ax.grid(True, alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,94 @@
+"""The full-photo privacy protocol: held-out originals from a built dataset, each method run as
+`unetblur blur` runs it, coverage / background damage / speed in one table."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from unetblur.cli import main
+from unetblur.data.build import BuildConfig, build_dataset
+from unetblur.errors import UnetblurError
+from unetblur.evaluate.photos import PhotoBenchConfig, held_out_photos, parse_method, photo_benchmark
+from unetblur.io import write_image
+
+from test_media import red_face_onnx
+
+
+def red_face_photo(rng: np.random.Generator) -> tuple[np.ndarray, list[list[int]]]:
+    """A textured 80×120 photo with two red, textured "faces" (what the stand-in model finds)."""
+    img = (rng.random((80, 120, 3)) * 60 + 60).astype(np.uint8)
+    boxes = []
+    for cx, cy in ((30, 35), (85, 45)):
+        face = np.zeros_like(img)
+        cv2.circle(face, (cx, cy), 16, (1, 1, 1), -1)
+        detail = (rng.random(img.shape[:2]) * 50).astype(np.uint8)
+        red = np.stack([200 + detail, detail // 2, detail // 2], axis=-1)
+        img = np.where(face > 0, red, img)
+        boxes.append([cx - 16, cy - 16, cx + 16, cy + 16])
+    return img, boxes
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("privacy")
+    rng = np.random.default_rng(0)
+    boxes = {}
+    for i in range(10):
+        img, b = red_face_photo(rng)
+        write_image(root / "photos" / f"p{i}.png", img)
+        boxes[f"p{i}.png"] = b
+    (root / "boxes.json").write_text(json.dumps(boxes))
+    build_dataset(BuildConfig(source=str(root / "photos"), annotations=str(root / "boxes.json"), out=str(root / "ds"), size=64,
+                              split=(0.5, 0.2, 0.3), progress=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return str(red_face_onnx(tmp_path_factory.mktemp("model") / "red.onnx"))
+
+
+def test_held_out_photos_are_the_originals_of_the_split_with_their_boxes_in_original_pixels(dataset):
+    photos = held_out_photos(str(dataset / "ds"), "test")
+    assert len(photos) == 3
+    for photo in photos:
+        assert photo.path.parent == dataset / "photos" and len(photo.faces) == 2
+        assert photo.faces[0].width == pytest.approx(32, abs=1)
+
+
+def test_a_method_is_exactly_the_blur_command_settings():
+    name, cfg = parse_method("fast=--model centerface@0.3 --threshold 0.4 --working-size 320")
+    assert (name, cfg.model, cfg.threshold, cfg.working_size) == ("fast", "centerface@0.3", 0.4, 320)
+
+
+def test_a_method_with_a_flag_blur_does_not_know_is_one_clear_error():
+    with pytest.raises(UnetblurError, match="--method fast"):
+        parse_method("fast=--model centerface --no-such-flag")
+
+
+def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_path):
+    out = photo_benchmark(PhotoBenchConfig(
+        data=str(dataset / "ds"), methods=("nothing=--model identity", f"red=--model {model} --working-size 0"),
+        out=str(tmp_path / "run"), reid=False, warmup=0, sheets=1, progress=False))
+    results = json.loads((out / "results.json").read_text())
+    red, nothing = results["methods"]["red"], results["methods"]["nothing"]
+    assert red["coverage"]["all"] == 1.0 and nothing["coverage"]["all"] == 0.0
+    assert nothing["bg_changed"] == 0.0 and red["bg_changed"] < 0.01
+    assert red["faces"]["32-64"] == 6 and red["ms_per_photo"] > 0
+    table = (out / "table.md").read_text()
+    assert "`red`" in table and "`nothing`" in table
+    assert (out / "pareto.png").stat().st_size > 0 and len(list((out / "sheets").glob("*.jpg"))) == 1
+
+
+def test_the_privacy_command_writes_the_table_and_refuses_a_dataset_without_sources(dataset, tmp_path, capsys):
+    assert main(["privacy", "--data", str(dataset / "ds"), "--method", "nothing=--model identity", "--no-reid",
+                 "--sheets", "0", "--warmup", "0", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "table.md").is_file()
+    capsys.readouterr()
+    (tmp_path / "bare").mkdir()
+    assert main(["privacy", "--data", str(tmp_path / "bare"), "--method", "n=--model identity"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

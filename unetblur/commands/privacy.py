@@ -1,0 +1,43 @@
+"""``unetblur privacy``: the full-photo privacy table (DESIGN.md §4 protocol)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "privacy", help="score blur settings on whole held-out photos: coverage, background damage, re-ID, speed",
+        description="Run each method exactly as `unetblur blur` runs it on the original photos of a built "
+                    "dataset's split (native resolution), timed end to end, and write table.md, results.json, "
+                    "pareto.png and side-by-side sheets/ into --out. A method is NAME=BLUR FLAGS, e.g. "
+                    "--method \"cf=--model centerface@0.3\" --method \"student=--model student\".")
+    p.add_argument("--data", help="dataset folder(s) made by `unetblur data build`, DIR or DIR1,DIR2")
+    p.add_argument("--method", dest="methods", action="append", default=None, metavar="NAME=FLAGS",
+                   help="a row of the table: NAME=the `unetblur blur` flags it runs with (repeatable)")
+    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    p.add_argument("--split", help="which split's photos: test (held out, default) or val (to pick settings)")
+    p.add_argument("--limit", type=int, help="at most this many photos per dataset folder (default all)")
+    p.add_argument("--out", help="output folder (default runs/privacy)")
+    p.add_argument("--reid", action=argparse.BooleanOptionalAction, default=None,
+                   help="reid_rank1 / reid_verify with dlib (default on when installed)")
+    p.add_argument("--warmup", type=int, help="untimed runs per method before timing (default 2)")
+    p.add_argument("--sheets", type=int, help="photos shown side by side in sheets/ (default 6; 0 = none)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per method on stderr (default on)")
+    p.set_defaults(func=run)
+
+
+FIELDS = ("data", "methods", "split", "limit", "out", "reid", "warmup", "sheets", "progress")
+
+
+def run(args) -> int:
+    import sys
+
+    from ..config import load_config
+    from ..evaluate.photos import PhotoBenchConfig, photo_benchmark
+
+    cfg = load_config(PhotoBenchConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    out = photo_benchmark(cfg)
+    print(f"privacy table: {out / 'table.md'}", file=sys.stderr)
+    return 0
