@@ -204,7 +204,7 @@ def test_make_work_dir_removes_working_folders_of_dead_processes_only(tmp_path):
     other = tmp_path / f".export-{_dead_pid()}-zz"  # another command's prefix: not ours to judge
     other.mkdir()
     work = make_work_dir(tmp_path, ".ds.building-")
-    assert work.is_dir() and work.name.startswith(f".ds.building-{os.getpid()}-")
+    assert work.is_dir() and work.name.startswith(f".ds.building-{os.getpid()}@")
     assert not stale.exists() and live.exists() and other.exists()
 
 

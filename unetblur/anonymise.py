@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .blur import BlurSettings
-from .errors import EXIT_FINDINGS, EXIT_OK, BadInputError, UnetblurError
+from .errors import EXIT_FINDINGS, EXIT_OK, BadInputError, UnetblurError, first_line, one_line, quote_path
 from .fsutil import atomic_path, same_file
 
 #: Where the experiments stage ships the student model (``--model student``).
@@ -115,13 +115,14 @@ class Summary:
                  + (f", {self.frames} frames" if self.frames else "")
                  + (f", {self.black_frames} frames blacked out (inference failed)" if self.black_frames else "")
                  + f" in {self.seconds:.1f} s"]
-        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  note: {one_line(n)}" for n in self.notes]
+        # One line per entry whatever a file name holds (a newline in a name is shown quoted).
         if self.problems:
             lines.append("problems:")
-            lines += [f"  {path}: {problem}" for path, problem in self.problems]
+            lines += [f"  {quote_path(path)}: {one_line(problem)}" for path, problem in self.problems]
         if self.skipped:
             lines.append("skipped:")
-            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+            lines += [f"  {quote_path(path)}: {one_line(reason)}" for path, reason in self.skipped]
         return "\n".join(lines)
 
 
@@ -527,7 +528,7 @@ def anonymised(blurrer, frame: np.ndarray, source: str | None = None):
 def _failure(exc: BaseException) -> str:
     if isinstance(exc, UnetblurError):
         return str(exc)
-    return f"the model failed ({type(exc).__name__}: {str(exc)[:160]})"
+    return f"the model failed ({type(exc).__name__}: {first_line(exc, 160)})"
 
 
 def fail_closed(frames: Iterable[np.ndarray], blurrer, on_failure: Callable[[BaseException], None] | None = None,
@@ -558,7 +559,7 @@ def warm_up(blurrer, height: int, width: int) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - a model that cannot run must stop the stream before it starts
         raise UnetblurError(f"the model failed on a blank {width}×{height} frame ({type(exc).__name__}: "
-                            f"{str(exc)[:160]}); nothing was written") from None
+                            f"{first_line(exc, 160)}); nothing was written") from None
 
 
 _RESTREAM_FORMATS = {"rtsp": "rtsp", "rtsps": "rtsp", "rtmp": "flv", "udp": "mpegts", "tcp": "mpegts",
@@ -685,7 +686,7 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
                 except MemoryError:
                     note_skip(job.source, "not enough memory for this image")
                 except Exception as exc:  # noqa: BLE001 - a batch skips a file it cannot process
-                    note_skip(job.source, f"failed ({type(exc).__name__}: {str(exc)[:160]})")
+                    note_skip(job.source, f"failed ({type(exc).__name__}: {first_line(exc, 160)})")
                 bar.update(1)
 
     try:
@@ -737,7 +738,7 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
     explicit_files = len(cfg.inputs) == 1 and not Path(cfg.inputs[0]).is_dir()
     if explicit_files and summary.skipped and not summary.written:
         path, reason = summary.skipped[0]
-        raise UnetblurError(f"{path}: {reason}")
+        raise UnetblurError(f"{quote_path(path)}: {reason}")
     if jobs_seen == 0 and not summary.skipped:
         hint = "" if cfg.recursive else " (use --recursive for subfolders)"
         summary.notes.append("no images or videos found" + hint)

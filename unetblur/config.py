@@ -112,10 +112,39 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C
         raise UnetblurError(f"{where}: {exc}") from None
 
 
+#: Bounds on a YAML file: its size, and the values it expands to once aliases are followed. Aliases
+#: share objects when loaded, but anything that walks or prints the result pays for every copy, so a
+#: 500-byte file of nested aliases ("billion laughs") would cost gigabytes.
+MAX_YAML_BYTES = 4_000_000
+MAX_YAML_VALUES = 200_000
+
+
+def safe_load_bounded(text: str, where: str) -> Any:
+    """``yaml.safe_load`` of ``text``, refused (one line, :class:`UnetblurError`) when ``text`` is larger than
+    :data:`MAX_YAML_BYTES` or expands to more than :data:`MAX_YAML_VALUES` values (also for aliases that
+    refer to themselves)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise UnetblurError(f"{where}: YAML file of {len(text):,} characters, above the limit of {MAX_YAML_BYTES:,}")
+    data = yaml.safe_load(text)
+    budget, stack = MAX_YAML_VALUES, [data]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise UnetblurError(f"{where}: YAML expands to more than {MAX_YAML_VALUES:,} values (nested or "
+                                "recursive aliases?); refused")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return data
+
+
 def read_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = safe_load_bounded(path.read_text(encoding="utf-8"), str(path)) or {}
     except OSError as exc:
         raise UnetblurError(f"{path}: cannot read config ({exc.strerror})") from None
     except UnicodeDecodeError:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -29,8 +30,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries_once(path.parent)
         # The pid in the name lets a later run tell a temporary of a killed process (safe to delete)
-        # from one a live process is still writing.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}-", suffix=f".part{path.suffix}",
+        # from one a live process is still writing; the host, that the pid is one of this machine's.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_owner()}-", suffix=f".part{path.suffix}",
                                    dir=path.parent)
         os.close(fd)
     except OSError as exc:
@@ -60,9 +61,23 @@ def _umask() -> int:
     return mask
 
 
-#: Hidden temporaries made by :func:`atomic_path`: ``.<stem>.<pid>-<random>.part<suffix>``.
-_TEMP_NAME = re.compile(r"^\..*\.(\d+)-[^.]*\.part(\.[^.]*)?$")
+#: Hidden temporaries made by :func:`atomic_path`: ``.<stem>.<pid>@<host>-<random>.part<suffix>``
+#: (names without ``@<host>``, from older versions, count as this host's).
+_TEMP_NAME = re.compile(r"^\..*\.(\d+)(?:@([A-Za-z0-9]+))?-[^.]*\.part(\.[^.]*)?$")
 _cleaned_dirs: set[str] = set()
+
+#: This machine in temporary names: shards on several machines share output folders, and a pid is
+#: only meaningful on the machine that issued it.
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+
+
+def _owner() -> str:
+    return f"{os.getpid()}@{HOST}"
+
+
+def _is_stale(pid: str, host: str | None) -> bool:
+    """A temporary is stale when its process is gone; another machine's is never judged from here."""
+    return (host is None or host == HOST) and not _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -87,7 +102,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         return removed
     for entry in entries:
         m = _TEMP_NAME.match(entry.name)
-        if m and entry.is_file(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+        if m and entry.is_file(follow_symlinks=False) and _is_stale(m.group(1), m.group(2)):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -110,7 +125,7 @@ def make_work_dir(parent: str | os.PathLike, prefix: str) -> Path:
     are removed first; those of live processes are kept. ``prefix`` should start with ``.``.
     """
     remove_stale_work_dirs(parent, prefix)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{_owner()}-", dir=parent))
 
 
 def remove_stale_work_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]:
@@ -119,14 +134,14 @@ def remove_stale_work_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]
     import shutil
 
     removed = []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)-[^/]*$")
+    pattern = re.compile(re.escape(prefix) + r"(\d+)(?:@([A-Za-z0-9]+))?-[^/]*$")
     try:
         entries = list(os.scandir(parent))
     except OSError:
         return removed
     for entry in entries:
         m = pattern.match(entry.name)
-        if m and entry.is_dir(follow_symlinks=False) and not _pid_alive(int(m.group(1))):
+        if m and entry.is_dir(follow_symlinks=False) and _is_stale(m.group(1), m.group(2)):
             shutil.rmtree(entry.path, ignore_errors=True)
             if not os.path.exists(entry.path):
                 removed.append(Path(entry.path))

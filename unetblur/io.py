@@ -82,10 +82,17 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 _BOMB_SIZE = re.compile(r"Image size \((\d+) pixels\)")
 
 
-def _too_large(path: Path, pixels: int | None) -> BadInputError:
+def _too_large(path: Path, pixels: int | None, what: str = "image") -> BadInputError:
     size = f"{pixels} pixels" if pixels else "its declared size"
-    return BadInputError(path, f"image is too large: {size}, above the limit of {MAX_PIXELS} pixels "
+    return BadInputError(path, f"{what} is too large: {size}, above the limit of {MAX_PIXELS} pixels "
                                "(possible decompression bomb; set UNETBLUR_MAX_PIXELS to raise the limit)")
+
+
+def check_pixels(path: str | os.PathLike, width: int, height: int, what: str = "image") -> None:
+    """Refuse a declared size above :data:`MAX_PIXELS` (images, video frames, stream frames) before
+    anything of that size is allocated."""
+    if width * height > MAX_PIXELS:
+        raise _too_large(Path(path), width * height, what)
 
 
 def _decode(path: str | os.PathLike, what: str) -> Image.Image:
@@ -112,10 +119,15 @@ def _decode(path: str | os.PathLike, what: str) -> Image.Image:
             try:
                 img = Image.open(fh)
                 w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise _too_large(path, w * h)
+                check_pixels(path, w, h)
                 if w < 1 or h < 1:
                     raise BadInputError(path, "image has no pixels")
+                frames = getattr(img, "n_frames", 1)
+                # Only the first frame would be read (and written): the others would be lost without a
+                # word. MPO (phone JPEGs) carry previews/depth maps, not more pictures of the scene.
+                if frames > 1 and img.format != "MPO":
+                    raise BadInputError(path, f"holds {frames} frames or pages ({img.format}: multi-page or "
+                                              "animated); only single images are supported: split it first")
                 img.load()
                 if img.getexif().get(0x0112, 1) not in (0, 1):
                     upright = ImageOps.exif_transpose(img)

@@ -24,7 +24,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .errors import BadInputError, UnetblurError
-from .io import IMAGE_EXTENSIONS, is_image_path
+from .io import IMAGE_EXTENSIONS, check_pixels, is_image_path
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -192,6 +192,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         rotation = int(round(float(rot.group(1)))) % 360
         if rotation in (90, 270):  # ffmpeg autorotates on decode: frames come out upright
             w, h = h, w
+    check_pixels(path, w, h, "video frame")  # a frame is decoded into w×h×3 bytes, dozens at a time
     dur = _DURATION.search(text)
     duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None
     audio = _STREAM_AUDIO.search(text)
@@ -445,6 +446,11 @@ class CaptureSource:
             raise UnetblurError(f"{source}: opened but no frame could be read; check the source")
         self._first = frame
         self.height, self.width = frame.shape[:2]
+        try:
+            check_pixels(source, self.width, self.height, "stream frame")
+        except BadInputError as exc:
+            self.cap.release()
+            raise UnetblurError(str(exc)) from None
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 25.0
 

@@ -63,6 +63,17 @@ class Annotations:
     image_root: Path
     faces: dict[str, list[Face]] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)
+    #: Keys reported as skipped: never in ``faces``, whatever is added for them later. A skipped entry
+    #: built as a face-free pair would teach the network that its faces are background.
+    skipped: set[str] = field(default_factory=set)
+
+    def skip(self, key: str, reason: str) -> None:
+        """Report image ``key`` as skipped and keep it out of ``faces`` (also if it was added before)."""
+        self.problem(key, reason)
+        safe = safe_relpath(str(key))
+        if safe is not None:
+            self.skipped.add(safe)
+            self.faces.pop(safe, None)
 
     @property
     def face_count(self) -> int:
@@ -77,6 +88,8 @@ class Annotations:
         if safe is None:
             self.problem(key, f"path escapes the image root {self.image_root}; entry skipped")
             return
+        if safe in self.skipped:
+            return
         self.faces.setdefault(safe, []).extend(faces)
 
     def merge(self, other: "Annotations") -> None:
@@ -88,7 +101,7 @@ class Annotations:
             except ValueError:
                 self.problem(str(full), f"image lies outside {self.image_root}; skipped")
                 continue
-            self.faces.setdefault(rel, []).extend(faces)
+            self.add(rel, faces)
         self.problems.extend(other.problems)
 
 
@@ -301,7 +314,7 @@ def read_yolo(path: str | os.PathLike, image_root: str | os.PathLike | None = No
             rows = [ln.split() for ln in _open_text(label) if ln.strip()]
             size = _image_size(img) if rows else None
             if rows and size is None:
-                ann.problem(key, "cannot read the image size to scale its YOLO boxes; image skipped")
+                ann.skip(key, "cannot read the image size to scale its YOLO boxes; image skipped")
                 continue
             for row in rows:
                 if len(row) < 5:
@@ -345,9 +358,11 @@ def _yolo_names(folder: Path) -> list[str] | None:
         if p.is_file():
             import yaml
 
+            from ..config import safe_load_bounded
+
             try:
-                data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError):
+                data = safe_load_bounded(p.read_text(encoding="utf-8"), str(p)) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError, UnetblurError):
                 return None
             names = data.get("names") if isinstance(data, dict) else None
             if isinstance(names, dict):
@@ -432,7 +447,7 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
         if not (isinstance(img, dict) and "id" in img and "file_name" in img):
             continue
         if not _is_json_key(img["id"]):
-            ann.problem(str(img["file_name"]), f"image id {img['id']!r} is not a number or text; image skipped")
+            ann.skip(str(img["file_name"]), f"image id {img['id']!r} is not a number or text; image skipped")
             continue
         names[img["id"]] = str(img["file_name"])
         ann.add(str(img["file_name"]), [])
@@ -542,7 +557,7 @@ def read_plain(path: str | os.PathLike, image_root: str | os.PathLike | None = N
 def _plain_faces(ann: Annotations, key: str, entries) -> list[Face]:
     faces = []
     if not isinstance(entries, list):
-        ann.problem(key, f"expected a list of boxes, got {type(entries).__name__}; entry skipped")
+        ann.skip(key, f"expected a list of boxes, got {type(entries).__name__}; entry skipped")
         return faces
     for e in entries:
         score, ellipse = 1.0, None

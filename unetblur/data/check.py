@@ -36,6 +36,25 @@ def _files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
     return by_stem, hidden
 
 
+#: What a file's content must be, by its extension (Pillow's format names).
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP", ".tif": "TIFF",
+            ".tiff": "TIFF"}
+
+
+def _format_problem(path: Path, role: str) -> str | None:
+    """The content must be what the extension says: a JPEG saved as ``.png`` is lossy where the
+    layout promises lossless, and tools that trust the name read it wrongly."""
+    try:
+        with Image.open(path) as img:
+            actual = img.format
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None  # decoding problems are reported by the full read
+    expected = _FORMATS.get(path.suffix.lower())
+    if expected and actual != expected and not (expected == "JPEG" and actual == "MPO"):
+        return f"{path}: {role} holds {actual} data but is named {path.suffix}"
+    return None
+
+
 def _mask_problem(path: Path, size: tuple[int, int]) -> str | None:
     try:
         with Image.open(path) as img:
@@ -91,6 +110,10 @@ def check_dataset(root: str | os.PathLike) -> tuple[list[str], str]:
                 problems.append(f"{exc.path}: input {exc.problem}")
                 continue
             size = (image.shape[1], image.shape[0])
+            for role, p in (("input", img_path), ("target", target), ("mask", mask)):
+                msg = _format_problem(p, role) if p is not None else None
+                if msg:
+                    problems.append(msg)
             if target is not None:
                 if target.suffix.lower() != ".png":
                     problems.append(f"{target}: target is not PNG (targets must be lossless)")

@@ -21,7 +21,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from .. import __version__
-from ..errors import UnetblurError
+from ..errors import UnetblurError, first_line
 from ..fsutil import make_work_dir, overlaps, same_file
 from ..runtime import onnx as rt
 
@@ -96,6 +96,24 @@ def model_metadata(model, meta: dict, precision: str) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- FP32 export
 
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets torch's TorchScript exporter (the one used here) can write: (lowest, highest)."""
+    try:
+        from torch.onnx import _constants as c
+
+        return int(c.ONNX_MIN_OPSET), int(getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", c.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):  # a torch that moved its constants: the range we know works
+        return 9, 20
+
+
+def check_opset(opset) -> None:
+    """Refuse an opset torch cannot write, with the range it can (one line, exit 2)."""
+    low, high = opset_range()
+    if not (isinstance(opset, int) and not isinstance(opset, bool) and low <= opset <= high):
+        raise UnetblurError(f"--opset {opset}: this torch exports opsets {low} to {high}; choose one in that range "
+                            "(default 17)")
+
+
 def export_onnx(model, path: str | os.PathLike, metadata: dict[str, str], *, opset: int = 17,
                 simplify: bool = False, sample_side: int | None = None) -> Path:
     """Export an eval-mode torch model to ``path`` (one file, weights embedded): input ``image``
@@ -112,10 +130,16 @@ def export_onnx(model, path: str | os.PathLike, metadata: dict[str, str], *, ops
     dyn = {0: "batch", 2: "height", 3: "width"}
     path = Path(path)
     model.eval()
+    check_opset(opset)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (dummy,), str(path), dynamo=False, input_names=["image"], output_names=["output"],
-                          dynamic_axes={"image": dyn, "output": dyn}, opset_version=opset, do_constant_folding=True)
+        try:
+            torch.onnx.export(model, (dummy,), str(path), dynamo=False, input_names=["image"],
+                              output_names=["output"], dynamic_axes={"image": dyn, "output": dyn},
+                              opset_version=opset, do_constant_folding=True)
+        except (RuntimeError, ValueError, TypeError) as exc:  # torch.onnx's errors: an operator missing at opset
+            raise UnetblurError(f"--opset {opset}: torch could not export this model at that opset "
+                                f"({first_line(exc, 160)}); try the default 17") from None
     proto = onnx.load(str(path))
     if simplify:
         import onnxslim
@@ -244,6 +268,7 @@ def export_model(cfg: ExportConfig) -> dict:
 
     if not cfg.model:
         raise UnetblurError("no model given: unetblur export MODEL.pt")
+    check_opset(cfg.opset)  # before minutes of work, not after
     model_path = Path(cfg.model)
     if model_path.suffix.lower() == ".onnx":
         raise UnetblurError(f"{model_path}: already an ONNX file; export takes a .pt model saved by train/distill/prune")

@@ -91,6 +91,19 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
 
     payload = read_checkpoint(path)
     try:
+        # Built on the meta device first (no memory): the architecture a file describes may never need
+        # more weights than the file holds, so an edited spec cannot make us allocate gigabytes.
+        with torch.device("meta"):
+            skeleton = build_from_kind(payload["kind"], payload["spec"])
+    except (UnetblurError, TypeError, ValueError, KeyError) as exc:
+        raise BadInputError(path, f"model file holds an invalid architecture ({str(exc).splitlines()[0][:200]})") from None
+    need = sum(t.numel() for t in skeleton.state_dict().values())
+    have = sum(t.numel() for t in payload["state_dict"].values())
+    if need != have:
+        raise BadInputError(path, f"weights do not match the stored architecture (it needs {need:,} values, "
+                                  f"the file holds {have:,}); the file is damaged or was edited")
+    del skeleton
+    try:
         model = build_from_kind(payload["kind"], payload["spec"])
     except (UnetblurError, TypeError, ValueError, KeyError) as exc:
         raise BadInputError(path, f"model file holds an invalid architecture ({str(exc).splitlines()[0][:200]})") from None

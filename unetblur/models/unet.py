@@ -16,6 +16,12 @@ from ..errors import UnetblurError
 
 Pair = tuple[int, int]
 
+#: Bounds on a spec, checked before anything is allocated: a hand-edited or tampered spec (one width
+#: of 10^7) must be one error line, not gigabytes. Far above any U-Net this project trains (≤ 256).
+MAX_WIDTH = 4096
+MAX_LEVELS = 8
+MAX_PARAMETERS = 200_000_000
+
 
 @dataclass(frozen=True)
 class UNetSpec:
@@ -50,14 +56,39 @@ class UNetSpec:
             raise UnetblurError(f"U-Net spec needs as many up steps and decoder levels as encoder levels "
                                 f"(got {levels} encoder, {len(self.up)} up, {len(self.decoder)} decoder)")
         widths = [w for pair in (*self.encoder, self.bottleneck, *self.decoder) for w in pair] + list(self.up)
-        if any((not isinstance(w, int)) or w < 1 for w in widths):
+        if any((not isinstance(w, int)) or isinstance(w, bool) or w < 1 for w in widths):
             raise UnetblurError(f"U-Net widths must be positive integers, got {widths}")
+        if levels > MAX_LEVELS or max(widths) > MAX_WIDTH:
+            raise UnetblurError(f"U-Net spec too large: {levels} levels, widest conv {max(widths)} (limits: "
+                                f"{MAX_LEVELS} levels, width {MAX_WIDTH}); the spec may be damaged")
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 4:
+                raise UnetblurError(f"U-Net {name} must be 1 to 4, got {value!r}")
+        if self.approx_parameters() > MAX_PARAMETERS:
+            raise UnetblurError(f"U-Net spec asks for about {self.approx_parameters():,} parameters, above the "
+                                f"limit of {MAX_PARAMETERS:,}; the spec may be damaged")
         if self.upsample not in ("transpose", "nearest"):
             raise UnetblurError(f"upsample must be 'transpose' or 'nearest', got {self.upsample!r}")
         if self.block not in ("conv", "dsconv"):
             raise UnetblurError(f"block must be 'conv' or 'dsconv', got {self.block!r}")
         if self.stem_stride not in (1, 2, 4, 8):
             raise UnetblurError(f"stem_stride must be 1, 2, 4 or 8, got {self.stem_stride}")
+
+    def approx_parameters(self) -> int:
+        """Upper estimate of the conv weights (3×3 full convs everywhere), computed from the spec alone."""
+        total, cin = 0, self.in_channels
+        skips = []
+        for a, b in self.encoder:
+            total += 9 * (cin * a + a * b)
+            cin = b
+            skips.append(b)
+        total += 9 * (cin * self.bottleneck[0] + self.bottleneck[0] * self.bottleneck[1])
+        cin = self.bottleneck[1]
+        for up, (a, b), skip in zip(self.up, self.decoder, reversed(skips)):
+            total += 9 * cin * up + 9 * ((up + skip) * a + a * b)
+            cin = b
+        return total + cin * (self.out_channels + 1)
 
     @property
     def levels(self) -> int:

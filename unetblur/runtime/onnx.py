@@ -127,6 +127,12 @@ class OnnxModel:
         if len(inputs) != 1 or len(outputs) < 1:
             raise BadInputError(self.path, f"expected one image input, found {len(inputs)} inputs; "
                                            "not a unetblur export")
+        shape = list(inputs[0].shape)
+        # Refuse at load what every image would fail on later (one line here, not one per file).
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3) \
+                or any(isinstance(d, int) for d in shape[2:]):
+            raise BadInputError(self.path, f"takes input of shape {shape}; unetblur models take N×3×H×W with "
+                                           "any H and W (re-export with `unetblur export`)")
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         self.input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
