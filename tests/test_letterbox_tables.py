@@ -110,3 +110,15 @@ def test_privacy_study_needs_a_method(tmp_path):
 
     with pytest.raises(UnetblurError, match="at least one method"):
         privacy_study(write_tiny_dataset(tmp_path / "ds"), [], recognizer=CropRecognizer())
+
+
+@pytest.mark.parametrize("budget", ["cpu.yaml", "gpu.yaml"])
+def test_thesis_budget_files_are_valid_train_config_deltas(budget):
+    from pathlib import Path
+
+    from unetblur.config import load_config
+    from unetblur.training.fit import TrainConfig
+
+    folder = Path(__file__).resolve().parents[1] / "experiments" / "thesis"
+    cfg = load_config(TrainConfig, [folder / "teacher.yaml", folder / budget])
+    assert cfg.precision == ("16-mixed" if budget == "gpu.yaml" else "32-true")
