@@ -233,6 +233,21 @@ def test_several_dataset_folders_train_together(tmp_path):
     assert (meta["train_images"], meta["val_images"]) == (12, 6)
 
 
+def test_zoom_one_is_a_plain_crop_at_the_stored_scale_and_zoom_two_magnifies():
+    from torchvision import tv_tensors
+
+    from unetblur.data.dataset import RandomZoomCrop
+
+    image = tv_tensors.Image(torch.arange(64 * 64, dtype=torch.float32).reshape(1, 64, 64))
+    torch.manual_seed(0)
+    plain = RandomZoomCrop(16, zoom=1.0)(image)
+    assert plain.shape[-2:] == (16, 16)
+    assert torch.all(plain[0, 0, 1:] - plain[0, 0, :-1] == 1)  # neighbours stay neighbours: no resampling
+    zoomed = [RandomZoomCrop(16, zoom=2.0)(image) for _ in range(20)]
+    slopes = [float((z[0, 8, 9] - z[0, 8, 7]) / 2) for z in zoomed]
+    assert all(0.45 <= s <= 1.0 for s in slopes) and min(slopes) < 0.8  # 1/z pixels per output pixel
+
+
 def test_zoom_crops_keep_the_crop_size_and_the_mask_aligned_with_the_image():
     from unetblur.data.dataset import joint_augmentation
     from torchvision import tv_tensors

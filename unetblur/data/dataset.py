@@ -7,6 +7,7 @@ target must stay the blur of exactly this input.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -63,18 +64,40 @@ class PairedDataset(Dataset):
                 "mask": item["mask"].as_subclass(torch.Tensor), "stem": s.stem}
 
 
-def joint_augmentation(crop_size: int | None = None, hflip: bool = True, zoom: float = 1.0) -> v2.Compose | None:
-    """Geometric augmentation applied identically to image, target and mask.
+class RandomZoomCrop(v2.Transform):
+    """A random square window of side ``size / z`` (z log-uniform in [1, ``zoom``]) resized to ``size``.
 
-    ``zoom`` > 1 (with ``crop_size``): each training crop covers between 1/zoom² and all of the image's
-    area and is resized to ``crop_size``, so faces appear up to ``zoom``× larger than stored: a model
-    trained on photos letterboxed to S then also sees the face sizes of working sizes up to zoom·S.
+    z = 1 is a plain random crop at the stored scale; larger z shows the faces z× larger, as a
+    larger working size of ``unetblur blur`` would. Images smaller than the window are padded with
+    black first (like ``RandomCrop(pad_if_needed=True)``). Masks are resampled nearest-neighbour.
     """
+
+    def __init__(self, size: int, zoom: float = 1.0):
+        super().__init__()
+        self.size, self.zoom = int(size), float(zoom)
+
+    def make_params(self, flat_inputs: list) -> dict:
+        h, w = v2.query_size(flat_inputs)
+        z = math.exp(float(torch.empty(1).uniform_(0.0, math.log(self.zoom)))) if self.zoom > 1 else 1.0
+        side = max(1, round(self.size / z))
+        top = int(torch.randint(0, max(h - side, 0) + 1, (1,)))
+        left = int(torch.randint(0, max(w - side, 0) + 1, (1,)))
+        return {"top": top, "left": left, "side": side, "pad": (max(0, side - w), max(0, side - h))}
+
+    def transform(self, inpt, params: dict):
+        pad_w, pad_h = params["pad"]
+        if pad_w or pad_h:
+            inpt = v2.functional.pad(inpt, [0, 0, pad_w, pad_h])
+        return v2.functional.resized_crop(inpt, params["top"], params["left"], params["side"], params["side"],
+                                          [self.size, self.size], antialias=True)
+
+
+def joint_augmentation(crop_size: int | None = None, hflip: bool = True, zoom: float = 1.0) -> v2.Compose | None:
+    """Geometric augmentation applied identically to image, target and mask: random crops of
+    ``crop_size`` (zoomed in up to ``zoom``×, see :class:`RandomZoomCrop`) and horizontal flips."""
     ops = []
-    if crop_size and zoom > 1.0:
-        ops.append(v2.RandomResizedCrop(crop_size, scale=(1.0 / zoom ** 2, 1.0), ratio=(3 / 4, 4 / 3), antialias=True))
-    elif crop_size:
-        ops.append(v2.RandomCrop(crop_size, pad_if_needed=True))
+    if crop_size:
+        ops.append(RandomZoomCrop(crop_size, zoom))
     if hflip:
         ops.append(v2.RandomHorizontalFlip())
     return v2.Compose(ops) if ops else None
