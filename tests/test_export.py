@@ -55,6 +55,20 @@ def test_exported_file_carries_the_deployment_metadata(exported):
     assert json.loads(meta["spec"])["encoder"] == [[4, 4], [8, 8]]
 
 
+def test_an_operating_point_given_at_export_is_what_blur_runs_the_file_at(tiny_model_file, tmp_path):
+    from unetblur.runtime.operating_point import model_operating_point
+
+    export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path), parity_count=1,
+                              operating_point="working_size=320,threshold=0.35"))
+    assert model_operating_point(OnnxModel(tmp_path / "tiny.onnx")) == {"working_size": 320, "threshold": 0.35}
+
+
+def test_a_bad_operating_point_fails_before_anything_is_written(tiny_model_file, tmp_path):
+    with pytest.raises(UnetblurError, match="unknown key"):
+        export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path / "x"), operating_point="size=3"))
+    assert not (tmp_path / "x").exists()
+
+
 def test_one_exported_file_serves_two_image_sizes(exported):
     out, _ = exported
     model = OnnxModel(out / "tiny.onnx")

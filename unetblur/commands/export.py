@@ -35,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--parity-count", type=int, help="images for the torch vs ORT check (default 8)")
     p.add_argument("--tolerance", type=float, help="max abs difference torch vs ORT FP32, values in [0,1] (default 1e-3)")
     p.add_argument("--int8-min-psnr", type=float, help="fail when INT8 vs FP32 PSNR is below this, dB (default 30; 0 off)")
+    p.add_argument("--operating-point", metavar="KEY=V,...",
+                   help="composite settings stored in the files and used by `unetblur blur` when its flags leave them "
+                        "out, e.g. working_size=320,threshold=0.4,scales=1/0.5 (choose them on val with `unetblur privacy`)")
     p.add_argument("--eval-count", type=int, help="validation images in the quality report (default all)")
     p.set_defaults(func=run)
 
@@ -44,7 +47,8 @@ def run(args) -> int:
     from ..deploy.onnx_export import ExportConfig, export_model
 
     keys = ("out_dir", "name", "int8", "fp16", "data", "calib_count", "calib_method", "per_channel", "reduce_range",
-            "quant_format", "int8_target", "simplify", "opset", "parity_count", "tolerance", "int8_min_psnr", "eval_count")
+            "quant_format", "int8_target", "simplify", "opset", "parity_count", "tolerance", "int8_min_psnr", "eval_count",
+            "operating_point")
     overrides = {k: getattr(args, k) for k in keys}
     overrides["model"] = args.model
     cfg = load_config(ExportConfig, args.config, overrides)

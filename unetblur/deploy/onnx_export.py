@@ -24,6 +24,7 @@ from .. import __version__
 from ..errors import UnetblurError, first_line
 from ..fsutil import make_work_dir, overlaps, same_file
 from ..runtime import onnx as rt
+from ..runtime.operating_point import META_OPERATING_POINT, parse_operating_point_flag
 
 #: Largest side of dataset images used for parity, calibration and the quality report: bounds the
 #: time on a 2-core CPU; bigger photos are shrunk (aspect kept) before use.
@@ -54,6 +55,7 @@ class ExportConfig:
     fp16_min_psnr: float = 40.0
     eval_count: int = 0                  # validation images for the quality report (0: all)
     seed: int = 0
+    operating_point: str = ""            # composite settings stored in every file, e.g. "working_size=320,threshold=0.4"
 
 
 # --------------------------------------------------------------------------- metadata
@@ -80,8 +82,9 @@ def _training_size(meta: dict) -> str:
     return ""
 
 
-def model_metadata(model, meta: dict, precision: str) -> dict[str, str]:
-    """The ``metadata_props`` every exported file carries (strings only)."""
+def model_metadata(model, meta: dict, precision: str, operating_point: str = "") -> dict[str, str]:
+    """The ``metadata_props`` every exported file carries (strings only); ``operating_point`` in the
+    ``--operating-point`` form adds the composite settings ``unetblur blur`` then runs the file at."""
     from ..models import model_stride
     from ..models.checkpoint import model_kind_and_spec
 
@@ -91,7 +94,9 @@ def model_metadata(model, meta: dict, precision: str) -> dict[str, str]:
             rt.META_STRIDE: str(model_stride(model)), rt.META_TRAIN_SIZE: _training_size(meta),
             rt.META_SPEC: json.dumps({"kind": kind, **spec}, sort_keys=True), rt.META_MASK: str(mask).lower(),
             rt.META_VERSION: __version__, rt.META_PRECISION: precision,
-            "outputs": "RGB then mask" if mask else "RGB"}
+            "outputs": "RGB then mask" if mask else "RGB",
+            **({META_OPERATING_POINT: json.dumps(parse_operating_point_flag(operating_point), sort_keys=True)}
+               if operating_point else {})}
 
 
 # --------------------------------------------------------------------------- FP32 export
@@ -277,6 +282,8 @@ def export_model(cfg: ExportConfig) -> dict:
     for key in ("parity_count", "calib_count", "eval_count"):
         if getattr(cfg, key) < 0:
             raise UnetblurError(f"{key.replace('_', '-')} must be 0 or more, got {getattr(cfg, key)}")
+    if cfg.operating_point:
+        parse_operating_point_flag(cfg.operating_point)  # a bad flag fails before any work
     model, meta = load_model(model_path)
     stride = model_stride(model)
     name = cfg.name or model_path.stem
@@ -304,7 +311,7 @@ def export_model(cfg: ExportConfig) -> dict:
     tmp = make_work_dir(out_dir, ".export-")
     try:
         fp32 = tmp / f"{name}.onnx"
-        export_onnx(model, fp32, model_metadata(model, meta, "fp32"), opset=cfg.opset, simplify=cfg.simplify)
+        export_onnx(model, fp32, model_metadata(model, meta, "fp32", cfg.operating_point), opset=cfg.opset, simplify=cfg.simplify)
         fp32_model = rt.OnnxModel(fp32, providers=["CPUExecutionProvider"], name="fp32")
         parity = parity_check(model, fp32_model, parity_images)
         parity["tolerance"] = cfg.tolerance
@@ -331,7 +338,7 @@ def export_model(cfg: ExportConfig) -> dict:
                                      quant_format=cfg.quant_format, target=cfg.int8_target)
             settings["calibration_source"] = calib_source
             settings["calibration_size"] = calib_size
-            _stamp(int8, {**model_metadata(model, meta, "int8"),
+            _stamp(int8, {**model_metadata(model, meta, "int8", cfg.operating_point),
                           "quantization": json.dumps(settings, sort_keys=True)})
             # The TensorRT flavour (int8 activations, 8-bit weights) saturates in the x86 CPU kernels
             # (≈ 25 dB here) but not in TensorRT: check it as written, in float arithmetic.
@@ -349,7 +356,7 @@ def export_model(cfg: ExportConfig) -> dict:
         if cfg.fp16:
             fp16 = tmp / f"{name}.fp16.onnx"
             settings = convert_fp16(fp32, fp16)
-            _stamp(fp16, model_metadata(model, meta, "fp16"))
+            _stamp(fp16, model_metadata(model, meta, "fp16", cfg.operating_point))
             entry = dict(settings)
             try:
                 fp16_model = rt.OnnxModel(fp16, providers=["CPUExecutionProvider"], name="fp16")
