@@ -86,7 +86,7 @@ def test_oracle_scores_zero_error_and_full_coverage(result):
     for name in ("mse", "mae", "mse_face", "mae_face", "mse_bg", "mae_bg", "false_blur"):
         assert metrics[name]["all"] == 0, name
     assert metrics["psnr"]["all"] == "inf"
-    assert metrics["coverage_recall"]["all"] == 1.0
+    assert metrics["coverage_recall"]["all"] == 1.0 and metrics["coverage"]["all"] == 1.0
 
 
 def test_oracle_is_also_exact_on_the_full_resolution_originals(result):
@@ -247,6 +247,7 @@ def test_an_untouched_output_covers_no_face(tmp_path):
                                 threads=1, warmup=0, grid_images=0, reid=False))
     metrics = load_summary(out)["methods"]["identity"]["metrics"]["dataset"]
     assert metrics["blur_completeness"]["all"] == 0 and metrics["coverage_recall"]["all"] == 0
+    assert metrics["coverage"]["all"] == 0
     assert metrics["false_blur"]["all"] == 0
 
 

@@ -16,7 +16,7 @@ def _summary(methods: dict[str, tuple[float, float]]) -> dict:
     return {"threads": 1, "methods": {name: {
         "kind": "model", "cost": {"ms_per_megapixel": ms},
         "metrics": {"dataset": {"mse": {"all": mse}, "mae": {"all": mse * 2}, "mse_face": {"all": None},
-                                "coverage_recall": buckets, "faces": {b: 1 for b in buckets}}},
+                                "coverage": buckets, "coverage_recall": buckets, "faces": {b: 1 for b in buckets}}},
     } for name, (mse, ms) in methods.items()}}
 
 

@@ -10,7 +10,8 @@ manifest points to them), with cost (parameters, MACs, file size, latency).
 
 Aggregation: whole-image and face/background errors are the mean over images of per-image values
 (images whose region is empty are left out, see ``metrics``); PSNR is that of the mean MSE; per-face metrics
-(``blur_completeness``, ``coverage_recall``, ``reid_rate`` and the per-bucket ``mse_face``/``mae_face``,
+(``coverage`` by ``detail_removed``, ``blur_completeness`` and its ``coverage_recall`` (agreement with the target),
+``reid_rate`` and the per-bucket ``mse_face``/``mae_face``,
 each over that face's own mask) are pooled over faces, by face-width bucket in original-image pixels.
 """
 
@@ -46,7 +47,7 @@ DATASET, ORIGINAL = "dataset", "original"
 #: Whole-image metrics, in report order.
 IMAGE_METRICS = ("mse", "mae", "psnr", "ssim", "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg", "false_blur")
 #: Per-face metrics, reported for every face-width bucket and for "all".
-FACE_METRICS = ("blur_completeness", "coverage_recall", "reid_rate", "mse_face", "mae_face", "faces")
+FACE_METRICS = ("coverage", "blur_completeness", "coverage_recall", "reid_rate", "mse_face", "mae_face", "faces")
 #: What the reid column shows when the user turned it off.
 REID_OFF = "off (--no-reid)"
 #: Bucket label of a value over every image / face.
@@ -109,6 +110,7 @@ class Scores:
 
     per_image: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in IMAGE_METRICS})
     completeness: list[float] = field(default_factory=list)
+    detail: list[float] = field(default_factory=list)
     face_mse: list[float] = field(default_factory=list)
     face_mae: list[float] = field(default_factory=list)
     reid_distance: list[float] = field(default_factory=list)
@@ -283,6 +285,7 @@ def _score_case(blurrer, case: Case, settings: BlurSettings, scores: Scores, rec
     for idx, (face, width) in enumerate(zip(case.faces, case.widths)):
         fm = face_mask(case.image.shape[:2], face, settings)
         scores.completeness.append(M.blur_completeness(o, i, t, fm))
+        scores.detail.append(M.detail_removed(out, case.image, face))
         scores.face_mse.append(M.mse_face(o, t, fm))
         scores.face_mae.append(M.mae_face(o, t, fm))
         scores.widths.append(width)
@@ -315,13 +318,14 @@ def _summarise(scores: Scores, reid_off: str | None) -> dict[str, dict[str, Any]
     for i, w in enumerate(scores.widths):
         idx_by_bucket[ALL].append(i)
         idx_by_bucket[M.size_bucket(w)].append(i)
-    for name in ("blur_completeness", "coverage_recall", "reid_rate", "faces"):
+    for name in ("coverage", "blur_completeness", "coverage_recall", "reid_rate", "faces"):
         out[name] = {}
     for bucket in buckets:
         idx = idx_by_bucket[bucket]
         comp = [scores.completeness[i] for i in idx]
         out["blur_completeness"][bucket] = _nanmean(comp)
         out["coverage_recall"][bucket] = M.coverage_recall(comp)
+        out["coverage"][bucket] = M.coverage([scores.detail[i] for i in idx])
         out["reid_rate"][bucket] = (_reid_rate([scores.reid_distance[i] for i in idx]) if reid_off is None
                                    else reid_off)
         out["faces"][bucket] = len(idx)
@@ -498,7 +502,7 @@ def compare(config: CompareConfig) -> Path:
             latency[res] = _latency(scores)
             if config.progress:
                 print(f"compare: {name} on {len(items)} {res} images: mse {metrics_by_res[res]['mse'][ALL]:.4g}, "
-                      f"coverage {metrics_by_res[res]['coverage_recall'][ALL]:.3g}, "
+                      f"coverage {metrics_by_res[res]['coverage'][ALL]:.3g}, "
                       f"{latency[res]['ms_per_image']:.3g} ms/image", file=sys.stderr, flush=True)
         hw = cases[DATASET][0].image.shape[:2]
         cost = _model_cost(spec, blurrer, hw)

@@ -1,7 +1,7 @@
 """Graphs of a comparison (matplotlib, Agg backend, PNG files).
 
 * ``errors.png``    MSE and MAE per method, split into whole image / face / background
-* ``coverage.png``  coverage recall by face-width bucket, one line per method
+* ``coverage.png``  coverage (detail removed ≥ 0.8) by face-width bucket, one line per method
 * :func:`plot_errors_by_size`: face MSE and MAE by face-width bucket, one line per method
 * ``pareto.png``    quality (MSE) against latency (ms per megapixel), with the Pareto front
 * ``grid.png``      original | target | each method on the same images, ground-truth faces outlined
@@ -92,13 +92,13 @@ def plot_coverage(summary: dict, path: str | os.PathLike, resolution: str = "dat
     buckets = bucket_names()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for k, name in enumerate(summary["methods"]):
-        vals = [_metric(summary, name, "coverage_recall", b, resolution) for b in buckets]
+        vals = [_metric(summary, name, "coverage", b, resolution) for b in buckets]
         ax.plot(range(len(buckets)), vals, marker="o", label=name, color=_COLORS[k % len(_COLORS)])
     counts = [summary["methods"][next(iter(summary["methods"]))]["metrics"].get(resolution, {})
               .get("faces", {}).get(b) for b in buckets]
     ax.set_xticks(range(len(buckets)), [f"{b}\n(n={c or 0})" for b, c in zip(buckets, counts)])
     ax.set_xlabel("face width, original-image pixels")
-    ax.set_ylabel("coverage recall")
+    ax.set_ylabel("coverage (detail removed ≥ 0.8)")
     ax.set_ylim(-0.03, 1.03)
     ax.set_title("Faces covered (blur completeness ≥ 0.8) by face size")
     ax.grid(True, alpha=0.3)
@@ -220,7 +220,7 @@ def plot_summary(summary: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     out_dir = Path(out_dir)
     graphs = {
         "MSE and MAE per method": plot_errors(summary, out_dir / "errors.png"),
-        "Coverage recall by face size": plot_coverage(summary, out_dir / "coverage.png"),
+        "Coverage by face size": plot_coverage(summary, out_dir / "coverage.png"),
         "Quality vs latency": plot_pareto(summary, out_dir / "pareto.png"),
     }
     if any("original" in m["metrics"] for m in summary["methods"].values()):
