@@ -33,9 +33,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .blur import BlurSettings
+from .blur import BlurFields
 from .errors import EXIT_FINDINGS, EXIT_OK, BadInputError, UnetblurError, first_line, one_line, quote_path
 from .fsutil import atomic_path, same_file
+from .runtime.temporal import DEFAULT_HOLD_FRAMES
 
 #: Where the experiments stage ships the student model (``--model student``).
 PACKAGED_MODEL = Path(__file__).parent / "assets" / "student_int8.onnx"
@@ -51,8 +52,9 @@ _RANK_VARS = (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"), ("LOCAL_
 
 
 @dataclass(frozen=True)
-class BlurConfig:
-    """Settings of ``unetblur blur`` (YAML keys = field names; flags override)."""
+class BlurConfig(BlurFields):
+    """Settings of ``unetblur blur`` (YAML keys = field names; flags override). The blur itself
+    (style, shape, mask_scale, kernel, strength) is :class:`BlurFields`, spelled as in ``data build``."""
 
     inputs: tuple[str, ...] = ()
     output: str | None = None              # file (one input) or folder; default: beside each input
@@ -68,12 +70,7 @@ class BlurConfig:
     scales: tuple[float, ...] | None = None  # extra passes at these fractions of the working size (default 1)
     threshold: float | None = None         # mask probability that counts as face (default 0.5)
     dilate: int | None = None              # grow the mask by this many pixels (default 0)
-    hold_frames: int = 3                   # video/streams: keep a lost face blurred this many frames
-    style: str = "gaussian"
-    shape: str = "ellipse"
-    mask_scale: float = 1.2
-    kernel: int | None = None
-    strength: float = 1.0
+    hold_frames: int = DEFAULT_HOLD_FRAMES  # video/streams: keep a lost face blurred this many frames
     save_masks: bool = False
     save_json: bool = False
     codec: str | None = None               # video encoder (default libx264; libvpx-vp9 for .webm)
@@ -85,10 +82,6 @@ class BlurConfig:
     shard: str | None = None               # "i/n" or "auto" (from RANK/WORLD_SIZE or SLURM)
     max_frames: int | None = None          # streams: stop after this many frames
     progress: bool = True
-
-    def blur_settings(self) -> BlurSettings:
-        return BlurSettings(style=self.style, shape=self.shape, mask_scale=self.mask_scale, kernel=self.kernel,
-                            strength=self.strength)
 
 
 @dataclass

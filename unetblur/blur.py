@@ -22,7 +22,7 @@ Needs only NumPy and OpenCV, so the torch-free runtime composites with the same 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import cv2
@@ -39,12 +39,35 @@ _MAX_DIRECT_SIGMA = 8.0  # above this sigma, blur a downscaled patch (see module
 
 
 @dataclass(frozen=True)
-class BlurSettings:
+class BlurFields:
+    """The blur settings a user chooses, as flat config fields: THE one spelling of them in
+    :class:`BlurSettings`, in every config that blurs (``blur``, ``data build``, ``data synth``) and on
+    every command line (``--style --shape --mask-scale --kernel --strength``), so the YAML that made a
+    dataset configures ``unetblur blur`` to match it. ``data build``'s older spellings
+    (``blur_style``, ``--blur-kernel`` ...) are read as aliases (:data:`BLUR_ALIASES`)."""
+
     style: str = "gaussian"
     shape: str = "ellipse"
     mask_scale: float = 1.2
-    kernel: int | None = None
-    strength: float = 1.0
+    kernel: int | None = None           # fixed Gaussian kernel / mosaic block (41 = the thesis's dataset v1);
+                                        # None = scales with the face
+    strength: float = 1.0               # kernel ≈ strength × face size
+
+    def blur_settings(self) -> "BlurSettings":
+        """These fields as a :class:`BlurSettings` (raises :class:`UnetblurError` on a bad value)."""
+        return BlurSettings(**{name: getattr(self, name) for name in BLUR_FIELDS})
+
+
+#: The names of the user-facing blur fields, in order.
+BLUR_FIELDS = tuple(f.name for f in fields(BlurFields))
+#: Older spellings of the blur fields (``data build`` YAML keys and flags before they were unified).
+BLUR_ALIASES = {"blur_style": "style", "blur_shape": "shape", "blur_kernel": "kernel", "blur_strength": "strength"}
+
+
+@dataclass(frozen=True)
+class BlurSettings(BlurFields):
+    """The whole blur definition: :class:`BlurFields` plus the knobs no command line exposes."""
+
     pixel_blocks: int = 8
     color: tuple[int, int, int] = (0, 0, 0)
 
@@ -73,26 +96,34 @@ class BlurSettings:
             return max(1, int(self.kernel))
         return max(2, int(round(face_size / self.pixel_blocks)))
 
+    def blur_settings(self) -> "BlurSettings":
+        return self
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "BlurSettings":
+        """The settings a manifest, an export or a config recorded (``to_dict``'s form; older spellings
+        accepted, keys of later versions ignored); raises :class:`UnetblurError` on a bad value.
+        The one way a recorded blur is read back."""
+        if not isinstance(data, dict):
+            return DEFAULT_BLUR
+        known = {f.name for f in fields(cls)}
+        kwargs = {}
+        for key, value in data.items():
+            key = BLUR_ALIASES.get(key, key)
+            if key in known:
+                kwargs[key] = tuple(value) if isinstance(value, list) else value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise UnetblurError(f"recorded blur settings {data!r} are not usable ({exc})") from None
+
     def to_dict(self) -> dict:
         return {"style": self.style, "shape": self.shape, "mask_scale": self.mask_scale, "kernel": self.kernel,
                 "strength": self.strength, "pixel_blocks": self.pixel_blocks, "color": list(self.color)}
 
 
-@dataclass(frozen=True)
-class BlurTargetFields:
-    """The blur settings as flat config fields (``--blur-style`` ...), shared by the configs of
-    the commands that make targets (``data build``, ``data synth``)."""
-
-    blur_style: str = "gaussian"
-    blur_shape: str = "ellipse"
-    mask_scale: float = 1.2
-    blur_kernel: int | None = None      # fixed Gaussian kernel (41 = the thesis's dataset v1); None = scales with face
-    blur_strength: float = 1.0
-
-    def blur_settings(self) -> BlurSettings:
-        return BlurSettings(style=self.blur_style, shape=self.blur_shape, mask_scale=self.mask_scale,
-                            kernel=self.blur_kernel, strength=self.blur_strength)
-
+#: The default blur: what every blurrer uses when it is given no settings.
+DEFAULT_BLUR = BlurSettings()
 
 _SHIFT = 4  # cv2 drawing fixed-point bits: sub-pixel accurate ellipses
 
@@ -167,7 +198,7 @@ def blur_faces(image: np.ndarray, faces: Sequence[Face], settings: BlurSettings 
         Each face is blurred from the original pixels, so the result does not depend on
         the blur of a neighbour (overlaps take the later face's blur).
     """
-    settings = settings or BlurSettings()
+    settings = settings or DEFAULT_BLUR
     if image.ndim != 3 or image.dtype != np.uint8:
         raise ValueError(f"blur_faces expects an HWC uint8 image, got {image.dtype} {image.shape}")
     h, w = image.shape[:2]

@@ -96,11 +96,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C:
-    """Build dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
+    """Build dataclass ``cls`` from a mapping, refusing unknown keys and wrong types.
+
+    Older spellings of a field (``blur_kernel`` for ``kernel``: :func:`aliases`) are read as that field."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    renamed = aliases(cls)
     kwargs = {}
     for key, value in data.items():
+        if key in renamed:
+            if renamed[key] in data:
+                raise UnetblurError(f"{where}: {key!r} and {renamed[key]!r} are two spellings of one setting; "
+                                    f"keep {renamed[key]!r}")
+            key = renamed[key]
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(names)}"
@@ -110,6 +118,13 @@ def from_dict(cls: type[C], data: Mapping[str, Any], where: str = "config") -> C
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:  # missing required fields, or a __post_init__ range check
         raise UnetblurError(f"{where}: {exc}") from None
+
+
+def aliases(cls: type) -> dict[str, str]:
+    """Older spelling → field name, for the fields of config dataclass ``cls``."""
+    from .blur import BLUR_ALIASES, BlurFields
+
+    return dict(BLUR_ALIASES) if isinstance(cls, type) and issubclass(cls, BlurFields) else {}
 
 
 #: Bounds on a YAML file: its size, and the values it expands to once aliases are followed. Aliases

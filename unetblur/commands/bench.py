@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._config import add_config_flags, config_from_args
+
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="latency / throughput / memory of an ONNX model on ONNX Runtime",
@@ -9,7 +11,7 @@ def register(sub) -> None:
                                    "batch 1) at each size on each available ONNX Runtime execution provider; "
                                    "prints a table and optionally writes JSON.")
     p.add_argument("model", help="ONNX file written by `unetblur export`")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    add_config_flags(p)
     p.add_argument("--sizes", help="WIDTHxHEIGHT list (default 128x128,256x256,1280x720)")
     p.add_argument("--threads", type=int, help="intra-op threads (default: one per core)")
     p.add_argument("--runs", type=int, help="timed runs per size (default 20)")
@@ -22,10 +24,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
     from ..deploy.bench import BenchConfig, benchmark, format_table
 
-    keys = ("sizes", "threads", "runs", "warmup", "providers", "json", "profile")
-    cfg = load_config(BenchConfig, args.config, {"model": args.model, **{k: getattr(args, k) for k in keys}})
+    cfg = config_from_args(BenchConfig, args)
+    if cfg is None:
+        return 0
     print(format_table(benchmark(cfg)))
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._config import add_blur_flags, add_config_flags, config_from_args
+
 
 def _bool_flag(p, name: str, help: str) -> None:
     p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction,
@@ -27,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image, video, folder, webcam[:N], or rtsp:// / http:// stream URL")
     p.add_argument("-o", "--output", help="output file (one input), folder, or rtsp:// / udp:// URL to re-stream to")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    add_config_flags(p)
     p.add_argument("--model", help="centerface[@SCALE] (default: it wins the full-photo privacy table), student "
                                    "(the packaged U-Net at its stored operating point), haar, or an exported "
                                    "U-Net (.onnx, .pt)")
@@ -49,11 +51,7 @@ def register(sub) -> None:
     p.add_argument("--dilate", type=int, metavar="PX", help="composite: grow the face mask by PX pixels (default 0)")
     p.add_argument("--hold-frames", type=int, metavar="K",
                    help="video/streams: keep a lost face blurred for K more frames (default 3; 0 = off)")
-    p.add_argument("--style", choices=("gaussian", "pixelate", "solid"), help="blur style (default gaussian)")
-    p.add_argument("--shape", choices=("ellipse", "box"), help="blurred region shape (default ellipse)")
-    p.add_argument("--mask-scale", type=float, help="grow each face region by this factor (default 1.2)")
-    p.add_argument("--kernel", type=int, help="fixed Gaussian kernel / mosaic block in px (default: scales with face)")
-    p.add_argument("--strength", type=float, help="kernel = strength × face size (default 1.0)")
+    add_blur_flags(p, "blur (the same flags and YAML keys as `data build`)")
     _bool_flag(p, "save-masks", "also write the blurred-region mask (<out>_mask.png / <out>_mask.mp4)")
     _bool_flag(p, "save-json", "also write the blurred regions and scores (<out>.json / <out>.jsonl per frame)")
     p.add_argument("--codec", help="video encoder (default libx264; libvpx-vp9 for .webm)")
@@ -69,21 +67,13 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("output", "model", "mode", "recursive", "overwrite", "skip_existing", "keep_metadata", "working_size",
-          "scales", "threshold", "dilate", "hold_frames", "style", "shape", "mask_scale", "kernel", "strength",
-          "save_masks", "save_json", "codec", "crf", "preset", "audio", "threads", "workers", "shard", "max_frames",
-          "progress")
-
-
 def run(args) -> int:
     import sys
 
     from ..anonymise import BlurConfig, anonymise
-    from ..config import load_config
-
-    overrides = {k: getattr(args, k) for k in FIELDS}
-    overrides["inputs"] = list(args.inputs)
-    cfg = load_config(BlurConfig, args.config, overrides)
+    cfg = config_from_args(BlurConfig, args, inputs=list(args.inputs))
+    if cfg is None:
+        return 0
     summary = anonymise(cfg)
     print(summary.format(), file=sys.stderr)
     return summary.exit_code

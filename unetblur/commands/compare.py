@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._config import add_config_flags, config_from_args
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -18,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("--method", dest="methods", action="append", metavar="NAME=SPEC",
                    help="a method to score (repeatable); SPEC: oracle, identity (no change), centerface, haar, or a .pt / .onnx model "
                         "file, e.g. --method teacher=runs/teacher/model.pt --method haar")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    add_config_flags(p)
     p.add_argument("--split", choices=("train", "val", "test"), help="split to score (default test)")
     p.add_argument("--limit", type=int, help="score at most N images (default all)")
     p.add_argument("--out", help="output folder (default runs/compare)")
@@ -40,16 +42,13 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("data", "methods", "split", "limit", "out", "threads", "mode", "device", "full_res", "full_res_limit",
-          "reid", "warmup", "grid_images", "runs", "progress")
-
-
 def run(args) -> int:
-    from ..config import load_config
     from ..errors import EXIT_FINDINGS, EXIT_OK
     from ..evaluate.compare import CompareConfig, compare, load_summary
 
-    cfg = load_config(CompareConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(CompareConfig, args)
+    if cfg is None:
+        return EXIT_OK
     out = compare(cfg)
     skipped = load_summary(out).get("skipped") or []
     for item in skipped:

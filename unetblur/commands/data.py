@@ -5,19 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import EXIT_FINDINGS, EXIT_OK
-
-
-def _add_blur_flags(p) -> None:
-    g = p.add_argument_group("blur (the target definition, see unetblur.blur)")
-    g.add_argument("--blur-style", choices=("gaussian", "pixelate", "solid"), help="default gaussian")
-    g.add_argument("--blur-shape", choices=("ellipse", "box"), help="default ellipse")
-    g.add_argument("--mask-scale", type=float, help="mask size relative to the face box (default 1.2)")
-    g.add_argument("--blur-kernel", type=int, metavar="PX",
-                   help="fixed Gaussian kernel in pixels (41 = the thesis's dataset v1); default scales with the face")
-    g.add_argument("--blur-strength", type=float, help="kernel ≈ strength × face size (default 1.0)")
-
-
-_BLUR_KEYS = ("blur_style", "blur_shape", "mask_scale", "blur_kernel", "blur_strength")
+from ._config import add_blur_flags, add_config_flags, config_from_args
 
 
 def register(sub) -> None:
@@ -32,7 +20,7 @@ def register(sub) -> None:
                                      "annotations itself; --annotations names them; --detector makes boxes.")
     b.add_argument("source", help="folder of raw photos (or the root of an official dataset layout)")
     b.add_argument("-o", "--out", required=True, help="output dataset folder (must be empty unless --overwrite)")
-    b.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    add_config_flags(b)
     src = b.add_mutually_exclusive_group()
     src.add_argument("--annotations", metavar="FILE", help="annotation file or folder (format detected)")
     src.add_argument("--detector", metavar="NAME", help="make boxes with a detector: centerface, haar or file:PATH")
@@ -51,7 +39,7 @@ def register(sub) -> None:
     b.add_argument("--scale-jitter", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="crops mode: window side = size × factor in [LOW, HIGH] (default 0.8 1.25)")
     b.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    _add_blur_flags(b)
+    add_blur_flags(b, "blur (the target definition, see unetblur.blur; the same flags as `blur`)")
     b.set_defaults(func=run_build)
 
     s = verbs.add_parser("synth", help="procedurally drawn faces on photo backgrounds (no downloads)",
@@ -59,7 +47,7 @@ def register(sub) -> None:
                                      "glasses, hats, rotation and scale on crops of scikit-image's bundled photos, "
                                      "plus face-like distractors that must not be blurred.")
     s.add_argument("-o", "--out", required=True, help="output dataset folder (must be empty unless --overwrite)")
-    s.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    add_config_flags(s)
     s.add_argument("--count", type=int, help="number of images over all splits (default 2000)")
     s.add_argument("--size", type=int, help="image side in pixels (default 128)")
     s.add_argument("--seed", type=int, help="seed (default 0); same seed, same dataset")
@@ -68,7 +56,7 @@ def register(sub) -> None:
     s.add_argument("--workers", type=int, help="worker processes (default 1)")
     s.add_argument("--overwrite", action="store_true", default=None, help="replace a non-empty output folder")
     s.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    _add_blur_flags(s)
+    add_blur_flags(s, "blur (the target definition, see unetblur.blur; the same flags as `blur`)")
     s.set_defaults(func=run_synth)
 
     m = verbs.add_parser("samples", help="write a synthetic sample photo and video (with audio) to try `blur` on",
@@ -95,13 +83,11 @@ def register(sub) -> None:
 
 
 def run_build(args) -> int:
-    from ..config import load_config
     from ..data.build import BuildConfig, build_dataset, summary_lines
 
-    keys = ("annotations", "detector", "format", "mode", "size", "split", "seed", "workers", "zero_pad", "overwrite",
-            "limit", "crops_per_image", "empty_share", "scale_jitter", "progress") + _BLUR_KEYS
-    cfg = load_config(BuildConfig, args.config,
-                      {"source": args.source, "out": args.out, **{k: getattr(args, k) for k in keys}})
+    cfg = config_from_args(BuildConfig, args)
+    if cfg is None:
+        return EXIT_OK
     report = build_dataset(cfg)
     for line in summary_lines(report):
         print(line, file=sys.stderr)
@@ -109,11 +95,11 @@ def run_build(args) -> int:
 
 
 def run_synth(args) -> int:
-    from ..config import load_config
     from ..data.synth import SynthConfig, synthesize_dataset
 
-    keys = ("count", "size", "seed", "split", "max_faces", "workers", "overwrite", "progress") + _BLUR_KEYS
-    cfg = load_config(SynthConfig, args.config, {"out": args.out, **{k: getattr(args, k) for k in keys}})
+    cfg = config_from_args(SynthConfig, args)
+    if cfg is None:
+        return EXIT_OK
     manifest = synthesize_dataset(cfg)
     c = manifest["counts"]
     print(f"synthesised {cfg.out}: train {c['train']} / val {c['val']} / test {c['test']} images, "

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from . import train as train_command
+from ._config import add_config_flags, config_from_args
 
 #: Flags of `unetblur train` that mean the same here; `--model` is replaced by the student flags below.
-_NOT_SHARED = {"help", "model", "out", "config"}
+_NOT_SHARED = {"help", "model", "out", "config", "print_config"}
 
 
 def _widths(text: str) -> list[int]:
@@ -25,8 +26,7 @@ def register(sub) -> None:
                     "is the thesis), optionally plus a bottleneck/decoder feature term. The student is a model file "
                     "(e.g. from `unetblur prune`), a preset, widths or a spec file. Same run folder, metrics, resume "
                     "and --max-minutes budget as `unetblur train`. Settings: defaults ← each --config YAML ← flags.")
-    p.add_argument("--config", action="append", default=[], metavar="YAML",
-                   help="YAML config delta, e.g. experiments/thesis/student_v1.yaml (repeatable; later wins)")
+    add_config_flags(p)
     p.add_argument("--teacher", metavar="T.pt", help="the teacher's model file (frozen, eval mode)")
     student = p.add_mutually_exclusive_group()
     student.add_argument("--student", dest="model", metavar="S.pt",
@@ -51,14 +51,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = tuple(f for f in train_command.FIELDS if f not in ("model", "out")) + (
-    "model", "out", "teacher", "widths", "upsample", "block", "stem_stride", "alpha", "feature_weight")
-
-
 def run(args) -> int:
-    from ..config import load_config
     from ..training.distill import DistillConfig, distill
 
-    cfg = load_config(DistillConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(DistillConfig, args)
+    if cfg is None:
+        return 0
     distill(cfg)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ._config import add_config_flags, config_from_args
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (FP32, INT8, FP16) with parity and quality checks",
@@ -12,7 +14,7 @@ def register(sub) -> None:
                                    "against torch (fails with exit 2 beyond tolerance; nothing is written then), "
                                    "optionally quantise to INT8 (static QDQ) and convert to FP16.")
     p.add_argument("model", help="model file (.pt) saved by train, prune or distill")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="config YAML (repeatable)")
+    add_config_flags(p)
     p.add_argument("-o", "--out-dir", help="output folder (default export/artifacts)")
     p.add_argument("--name", help="file stem of the outputs (default: the model file's stem)")
     p.add_argument("--int8", action="store_true", default=None, help="also write NAME.int8.onnx (static QDQ INT8)")
@@ -24,7 +26,7 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--per-channel", dest="per_channel", action="store_true", default=None,
                    help="per-output-channel INT8 weights (default)")
-    g.add_argument("--per-tensor", dest="per_channel", action="store_false", help="one INT8 scale per weight tensor")
+    g.add_argument("--per-tensor", dest="per_channel", action="store_false", default=None, help="one INT8 scale per weight tensor")
     p.add_argument("--reduce-range", choices=("auto", "on", "off"),
                    help="7-bit weights (default auto: on for per-channel on x86 without VNNI, where 8 bits saturate)")
     p.add_argument("--quant-format", choices=("qdq", "qoperator"), help="INT8 graph format (default qdq)")
@@ -43,15 +45,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..config import load_config
     from ..deploy.onnx_export import ExportConfig, export_model
 
-    keys = ("out_dir", "name", "int8", "fp16", "data", "calib_count", "calib_method", "per_channel", "reduce_range",
-            "quant_format", "int8_target", "simplify", "opset", "parity_count", "tolerance", "int8_min_psnr", "eval_count",
-            "operating_point")
-    overrides = {k: getattr(args, k) for k in keys}
-    overrides["model"] = args.model
-    cfg = load_config(ExportConfig, args.config, overrides)
+    cfg = config_from_args(ExportConfig, args)
+    if cfg is None:
+        return 0
     report = export_model(cfg)
     p = report["parity_fp32"]
     print(f"parity torch vs ORT: max abs diff {p['max_abs_diff']:.2e} over {p['images']} images "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._config import add_config_flags, config_from_args
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -12,7 +14,7 @@ def register(sub) -> None:
                     "`unetblur distill --student OUT.pt`. Settings: defaults ← each --config YAML ← flags.")
     p.add_argument("model", nargs="?", help="model file to prune (e.g. runs/teacher/model.pt)")
     p.add_argument("-o", "--out", help="output model file (.pt); the report goes beside it")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    add_config_flags(p)
     target = p.add_mutually_exclusive_group()
     target.add_argument("--ratio", type=float, help="fraction of channels to remove, e.g. 0.5")
     target.add_argument("--budget-params", type=int, metavar="N", help="prune until at most N parameters remain")
@@ -33,14 +35,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("model", "out", "ratio", "budget_params", "budget_macs", "size", "importance", "scope", "round_to",
-          "min_width", "max_ratio", "data", "taylor_images", "seed", "overwrite")
-
-
 def run(args) -> int:
     from ..compress.prune import PruneConfig, prune_file
-    from ..config import load_config
 
-    cfg = load_config(PruneConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(PruneConfig, args)
+    if cfg is None:
+        return 0
     prune_file(cfg)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._config import add_config_flags, config_from_args
+
 
 def _bool_flag(p, name: str, help: str) -> None:
     p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction,
@@ -17,8 +19,7 @@ def register(sub) -> None:
                     "Writes config.yaml, metrics.csv, checkpoints/, model.pt and curve PNGs into --out. "
                     "Settings: defaults ← each --config YAML in order ← flags.")
     p.add_argument("--data", help="dataset folder (train/ train_blur/ train_mask/ val/ ...), or several as DIR1,DIR2")
-    p.add_argument("--config", action="append", default=[], metavar="YAML",
-                   help="YAML config delta, e.g. experiments/thesis/teacher.yaml (repeatable; later wins)")
+    add_config_flags(p)
     p.add_argument("--model", help="preset (teacher, student_v1, student_v2, tiny), smp:<encoder> "
                                    "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
@@ -56,17 +57,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-FIELDS = ("data", "model", "mask_channel", "mask_weight", "mask_loss", "zoom", "epochs", "batch_size", "lr", "lr_decay", "lr_gamma",
-          "lr_patience", "weight_decay",
-          "loss", "face_weight", "ssim_weight", "early_stop_patience", "seed", "out", "resume", "accelerator",
-          "devices", "num_nodes", "strategy", "precision", "num_workers", "crop_size", "augment", "limit",
-          "max_minutes", "checkpoint_every_n_steps", "progress")
-
-
 def run(args) -> int:
-    from ..config import load_config
     from ..training.fit import TrainConfig, train
 
-    cfg = load_config(TrainConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(TrainConfig, args)
+    if cfg is None:
+        return 0
     train(cfg)
     return 0

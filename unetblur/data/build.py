@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..blur import BlurSettings, BlurTargetFields, blur_faces
+from ..blur import BlurFields, BlurSettings, blur_faces
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, write_faces_jsonl
 from ..fsutil import make_work_dir, refuse_overlap, write_text_atomic
@@ -54,7 +54,7 @@ from .layout import FACES, MANIFEST, SPLITS, split_dirs
 
 
 @dataclass(frozen=True)
-class BuildConfig(BlurTargetFields):
+class BuildConfig(BlurFields):
     """Settings of ``unetblur data build`` (units: pixels unless stated)."""
 
     source: str = ""

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..blur import BlurSettings, BlurTargetFields, blur_faces
+from ..blur import BlurSettings, BlurFields, blur_faces
 from ..errors import UnetblurError
 from ..faces import Face
 from .build import assign_splits, prepare_out, publish_dataset, quiet_worker_signals, run_parallel
@@ -46,7 +46,7 @@ IRIS = np.array([(60, 40, 25), (40, 90, 140), (70, 110, 60), (100, 70, 40), (20,
 
 
 @dataclass(frozen=True)
-class SynthConfig(BlurTargetFields):
+class SynthConfig(BlurFields):
     """Settings of ``unetblur data synth``."""
 
     out: str = ""

@@ -72,14 +72,15 @@ def compare_outputs(reference, candidate, images: Sequence[np.ndarray]) -> dict:
 
 def _face_settings(root: Path):
     """The blur settings the dataset's targets were made with (for per-face masks), else the default."""
-    from ..blur import BlurSettings
+    from ..blur import DEFAULT_BLUR, BlurSettings
     from ..data.layout import read_manifest
+    from ..errors import UnetblurError
 
-    blur = read_manifest(root).get("blur") or {}
+    recorded = read_manifest(root).get("blur")
     try:
-        return BlurSettings(**blur) if isinstance(blur, dict) else BlurSettings()
-    except (TypeError, ValueError, Exception):  # an older manifest: fall back to the default definition
-        return BlurSettings()
+        return BlurSettings.from_dict(recorded)
+    except UnetblurError:  # an unusable recorded blur: fall back to the default definition
+        return DEFAULT_BLUR
 
 
 def quality_report(models: Mapping[str, object], root: str | os.PathLike, split: str = "val", limit: int = 0,

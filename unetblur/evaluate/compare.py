@@ -145,10 +145,7 @@ def parse_methods(methods: Sequence[str]) -> list[tuple[str, str]]:
 
 def _blur_settings(manifest: dict) -> BlurSettings:
     """The dataset's blur (so baselines and the oracle blur exactly as the targets do)."""
-    blur = manifest.get("blur") or manifest.get("blur_settings") or {}
-    known = set(BlurSettings.__dataclass_fields__)
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in blur.items() if k in known}
-    return BlurSettings(**kwargs)
+    return BlurSettings.from_dict(manifest.get("blur") or manifest.get("blur_settings"))
 
 
 def _targets_from(manifest: dict) -> str:

@@ -149,8 +149,7 @@ def _blur_parser() -> argparse.ArgumentParser:
 def parse_method(text: str):
     """``"NAME=FLAGS"`` → ``(name, BlurConfig)``: the configuration ``unetblur blur FLAGS`` would run."""
     from ..anonymise import BlurConfig
-    from ..commands import blur as blur_command
-    from ..config import load_config
+    from ..commands._config import config_from_args
 
     name, sep, flags = str(text).partition("=")
     name = name.strip()
@@ -160,8 +159,7 @@ def parse_method(text: str):
         args = _blur_parser().parse_args(["photo.jpg", *shlex.split(flags)])
     except UnetblurError as exc:
         raise UnetblurError(f"--method {name}: {exc}") from None
-    overrides = {k: getattr(args, k) for k in blur_command.FIELDS}
-    return name, load_config(BlurConfig, args.config, overrides)
+    return name, config_from_args(BlurConfig, args, inputs=())
 
 
 def _time_one(blurrer, photo: Photo, scratch: Path):

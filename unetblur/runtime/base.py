@@ -7,7 +7,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..blur import BlurSettings, blur_faces
+from ..blur import DEFAULT_BLUR, BlurSettings, blur_faces
 from ..errors import UnusableModelOutput
 from ..faces import Face
 
@@ -44,7 +44,7 @@ class DetectorBlurrer:
 
     def __init__(self, detector, settings: BlurSettings | None = None, name: str | None = None):
         self.detector = detector
-        self.settings = settings or BlurSettings()
+        self.settings = settings or DEFAULT_BLUR
         self.name = name or getattr(detector, "name", type(detector).__name__)
 
     @property
@@ -66,7 +66,7 @@ class OracleBlurrer:
     name = "oracle"
 
     def __init__(self, settings: BlurSettings | None = None):
-        self.settings = settings or BlurSettings()
+        self.settings = settings or DEFAULT_BLUR
 
     def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
         out, mask = blur_faces(image, list(faces or []), self.settings)

@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..blur import BlurSettings, blur_patch, face_mask
+from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask
 from ..errors import UnetblurError
 from ..faces import Face
 from .base import BlurResult, ImageModel, check_mask, difference_mask
@@ -79,7 +79,7 @@ class CompositingBlurrer:
         if region not in REGIONS:
             raise UnetblurError(f"region {region!r} is unknown; choose one of {', '.join(REGIONS)}")
         self.model = model
-        self.settings = settings or BlurSettings()
+        self.settings = settings or DEFAULT_BLUR
         self.working_size = working_size
         self.threshold = float(threshold)
         self.scales = scales

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..blur import BlurSettings, blur_faces, face_mask
+from ..blur import DEFAULT_BLUR, BlurSettings, blur_faces, face_mask
 from ..errors import UnetblurError
 from ..faces import Face
 from .base import Blurrer, BlurResult
@@ -24,6 +24,11 @@ from .base import Blurrer, BlurResult
 
 def _overlaps(a: Face, b: Face) -> bool:
     return min(a.x2, b.x2) > max(a.x1, b.x1) and min(a.y2, b.y2) > max(a.y1, b.y1)
+
+
+#: Frames a lost face stays blurred in video and streams (``unetblur blur --hold-frames``): long enough
+#: to bridge a detector's single-frame misses, short enough that a face that left is not chased.
+DEFAULT_HOLD_FRAMES = 3
 
 
 @dataclass
@@ -39,12 +44,12 @@ class TemporalBlurrer:
     :meth:`reset` between unrelated videos. Not thread-safe: one instance per video stream.
     """
 
-    def __init__(self, blurrer: Blurrer, hold_frames: int = 5, settings: BlurSettings | None = None):
+    def __init__(self, blurrer: Blurrer, hold_frames: int = DEFAULT_HOLD_FRAMES, settings: BlurSettings | None = None):
         if hold_frames < 0:
             raise UnetblurError(f"hold frames must be ≥ 0, got {hold_frames}")
         self.blurrer = blurrer
         self.hold_frames = int(hold_frames)
-        self.settings = settings or getattr(blurrer, "settings", None) or BlurSettings()
+        self.settings = settings or getattr(blurrer, "settings", None) or DEFAULT_BLUR
         self.name = getattr(blurrer, "name", "blurrer") + (f"+hold{hold_frames}" if hold_frames else "")
         self._tracks: list[_Track] = []
 
@@ -77,7 +82,7 @@ def face_coverage(mask: np.ndarray, face: Face, settings: BlurSettings | None = 
     """Share (0-1) of ``face``'s ``blur_faces`` region (ellipse/box of ``settings``) inside ``mask``
     (HW, > 0 = blurred)."""
     h, w = mask.shape[:2]
-    region = face_mask((h, w), face, settings or BlurSettings()) > 0
+    region = face_mask((h, w), face, settings or DEFAULT_BLUR) > 0
     n = int(region.sum())
     if n == 0:
         return 1.0
