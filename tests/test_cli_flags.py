@@ -116,3 +116,11 @@ def test_a_recorded_blur_is_read_back_by_one_rule():
     with pytest.raises(UnetblurError, match="blur style"):
         BlurSettings.from_dict({"style": "swirl"})
     json.dumps(BlurSettings().to_dict())
+
+
+def test_a_model_spec_is_classified_in_one_place():
+    from unetblur.runtime.factory import is_model_spec, model_format
+
+    assert [model_format(s) for s in ("a.onnx", "b.PT", "c.pth", "centerface@0.5", "student_v1")] == \
+        ["onnx", "torch", "torch", None, None]
+    assert is_model_spec("x.int8.onnx") and not is_model_spec("haar")

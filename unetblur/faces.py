@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .errors import BadInputError
 from .fsutil import atomic_path
@@ -98,6 +98,8 @@ class Face:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Face":
+        if len(d["box"]) != 4:
+            raise ValueError(f"a box needs 4 numbers, got {len(d['box'])}")
         x1, y1, x2, y2 = (float(v) for v in d["box"])
         ellipse = tuple(float(v) for v in d["ellipse"]) if d.get("ellipse") else None
         return cls(x1, y1, x2, y2, float(d.get("score", 1.0)), ellipse)  # type: ignore[arg-type]
@@ -124,11 +126,18 @@ def write_faces_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> None:
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
 
 
-def iter_faces_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Read ``faces.jsonl`` records, turning their faces into :class:`Face` values."""
+def iter_faces_lines(path: str | os.PathLike, *, parse_faces: bool = True,
+                     on_error: Callable[[int, Exception], None] | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, record)`` for every record of a ``faces.jsonl``: THE reader of the format.
+
+    A record needs ``image``; with ``parse_faces`` its ``faces`` become :class:`Face` values (a box of
+    other than four numbers is an error), else they stay as written. A line that is not a record raises
+    :class:`BadInputError` (``line N: not a faces record``), or, given ``on_error``, is passed to
+    ``on_error(line number, error)`` and skipped. Blank lines are skipped; undecodable bytes are replaced.
+    """
     path = Path(path)
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
         raise BadInputError(path, f"cannot open ({exc.strerror})") from None
     with fh:
@@ -137,10 +146,21 @@ def iter_faces_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 continue
             try:
                 rec = json.loads(line)
-                rec["faces"] = [Face.from_dict(f) for f in rec.get("faces", [])]
+                rec["image"] = str(rec["image"])
+                if parse_faces:
+                    rec["faces"] = [Face.from_dict(f) for f in rec.get("faces", [])]
             except (ValueError, KeyError, TypeError) as exc:
-                raise BadInputError(path, f"line {lineno}: not a faces record ({exc})") from None
-            yield rec
+                if on_error is None:
+                    raise BadInputError(path, f"line {lineno}: not a faces record ({exc})") from None
+                on_error(lineno, exc)
+                continue
+            yield lineno, rec
+
+
+def iter_faces_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """Read ``faces.jsonl`` records, turning their faces into :class:`Face` values."""
+    for _, rec in iter_faces_lines(path):
+        yield rec
 
 
 def read_faces_jsonl(path: str | os.PathLike) -> dict[str, list[Face]]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import UnetblurError
-from ..faces import Face
+from ..faces import Face, iter_faces_lines
 from ..io import IMAGE_EXTENSIONS, is_image_path
 
 FORMATS = ("wider", "fddb", "yolo", "voc", "coco", "labelme", "celeba", "plain")
@@ -535,16 +535,14 @@ def read_plain(path: str | os.PathLike, image_root: str | os.PathLike | None = N
     path = Path(path)
     ann = Annotations("plain", path, Path(image_root) if image_root is not None else path.parent)
     if path.suffix.lower() == ".jsonl":
-        for lineno, line in enumerate(_open_text(path), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                key, entries = str(rec["image"]), rec.get("faces", [])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UnetblurError(f"{path}:{lineno}: not a faces record ({exc})") from None
+        def refuse(lineno: int, exc: Exception):
+            raise UnetblurError(f"{path}:{lineno}: not a faces record ({exc})")
+
+        # Faces stay as written: _plain_faces skips (and reports) a bad box instead of the whole line.
+        for _, rec in iter_faces_lines(path, parse_faces=False, on_error=refuse):
+            key = rec["image"]
             # A faces.jsonl of a built dataset names the original image in "source".
-            ann.add(str(rec.get("source") or key), _plain_faces(ann, key, entries))
+            ann.add(str(rec.get("source") or key), _plain_faces(ann, key, rec.get("faces", [])))
         return ann
     data = _load_json(path)
     if not isinstance(data, dict):

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInputError, UnetblurError
+from ..faces import iter_faces_lines
 from ..io import IMAGE_EXTENSIONS, read_image
 from .layout import FACES, MANIFEST, SPLITS, split_dirs
 
@@ -154,27 +155,20 @@ def check_dataset(root: str | os.PathLike) -> tuple[list[str], str]:
     faces_path = root / FACES
     if faces_path.is_file():
         listed: set[str] = set()
+
+        def bad_line(lineno: int, exc: Exception) -> None:
+            problems.append(f"{faces_path}:{lineno}: not a faces record ({exc})")
+
         try:
-            with open(faces_path, encoding="utf-8") as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        image = str(rec["image"])
-                        for f in rec.get("faces", []):
-                            if len(f["box"]) != 4:
-                                raise ValueError("a box needs 4 numbers")
-                    except (ValueError, KeyError, TypeError) as exc:
-                        problems.append(f"{faces_path}:{lineno}: not a faces record ({exc})")
-                        continue
-                    if image in listed:
-                        problems.append(f"{faces_path}:{lineno}: {image} is listed twice")
-                    listed.add(image)
-                    if image not in on_disk:
-                        problems.append(f"{faces_path}:{lineno}: {image} is not in the dataset")
-        except OSError as exc:
-            problems.append(f"{faces_path}: cannot read ({exc.strerror})")
+            for lineno, rec in iter_faces_lines(faces_path, on_error=bad_line):
+                image = rec["image"]
+                if image in listed:
+                    problems.append(f"{faces_path}:{lineno}: {image} is listed twice")
+                listed.add(image)
+                if image not in on_disk:
+                    problems.append(f"{faces_path}:{lineno}: {image} is not in the dataset")
+        except BadInputError as exc:
+            problems.append(str(exc))
         for missing in sorted(on_disk - listed):
             problems.append(f"{faces_path}: no record for {missing}")
     summary = (f"checked {root}: train {counts['train']} / val {counts['val']} / test {counts['test']} samples; "

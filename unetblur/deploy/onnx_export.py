@@ -275,7 +275,9 @@ def export_model(cfg: ExportConfig) -> dict:
         raise UnetblurError("no model given: unetblur export MODEL.pt")
     check_opset(cfg.opset)  # before minutes of work, not after
     model_path = Path(cfg.model)
-    if model_path.suffix.lower() == ".onnx":
+    from ..runtime.factory import model_format
+
+    if model_format(model_path) == "onnx":
         raise UnetblurError(f"{model_path}: already an ONNX file; export takes a .pt model saved by train/distill/prune")
     if cfg.data and not Path(cfg.data).is_dir():
         raise UnetblurError(f"--calib-data {cfg.data}: no such dataset folder")

@@ -36,7 +36,7 @@ from ..blur import BlurSettings, blur_faces, face_mask
 from ..config import to_dict, versions
 from ..data.layout import FACES, list_samples, read_manifest, require_dataset
 from ..errors import BadInputError, UnetblurError
-from ..faces import Face
+from ..faces import Face, iter_faces_lines
 from ..fsutil import atomic_path, write_text_atomic
 from ..io import read_image, read_mask
 from . import metrics as M
@@ -161,17 +161,10 @@ def _face_records(root: Path) -> dict[tuple[str, str], dict]:
     if not path.is_file():
         return {}
     out = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                image = Path(str(rec["image"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise BadInputError(path, f"line {lineno}: not a faces record ({exc})") from None
-            split = rec.get("split") or (image.parts[0] if len(image.parts) > 1 else "")
-            out[(str(split), image.stem)] = rec
+    for _, rec in iter_faces_lines(path):
+        image = Path(rec["image"])
+        split = rec.get("split") or (image.parts[0] if len(image.parts) > 1 else "")
+        out[(str(split), image.stem)] = rec
     return out
 
 

@@ -42,9 +42,16 @@ class IdentityBlurrer:
         return BlurResult(image.copy(), np.zeros(image.shape[:2], np.float32), [])
 
 
+def model_format(spec: str | os.PathLike) -> str | None:
+    """``"onnx"`` or ``"torch"`` when ``spec`` names a model file (by suffix, any case), else None (a
+    detector, the oracle, a preset name): the one place a spec is classified."""
+    suffix = Path(str(spec)).suffix.lower()
+    return "onnx" if suffix in ONNX_SUFFIXES else "torch" if suffix in TORCH_SUFFIXES else None
+
+
 def is_model_spec(spec: str) -> bool:
     """True when ``spec`` names a model file (by suffix) rather than a detector or the oracle."""
-    return Path(str(spec)).suffix.lower() in TORCH_SUFFIXES + ONNX_SUFFIXES
+    return model_format(spec) is not None
 
 
 def open_image_model(spec: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
@@ -54,12 +61,12 @@ def open_image_model(spec: str | os.PathLike, *, device: str = "cpu", threads: i
     ``threads``: intra-op threads of the backend (None = its default).
     """
     path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix not in TORCH_SUFFIXES + ONNX_SUFFIXES:
+    kind = model_format(path)
+    if kind is None:
         raise UnetblurError(f"{spec}: not a model file (expected .onnx, .pt or .pth)")
     if not path.is_file():
         raise UnetblurError(f"{spec}: model file not found")
-    if suffix in ONNX_SUFFIXES:
+    if kind == "onnx":
         try:
             from .onnx import OnnxModel
         except ImportError as exc:

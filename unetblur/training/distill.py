@@ -190,7 +190,9 @@ def build_student(cfg: DistillConfig) -> tuple[nn.Module, dict]:
     from ..models import UNetSpec, build_model, load_model
 
     options = {k: getattr(cfg, k) for k in ("upsample", "block", "stem_stride") if getattr(cfg, k) is not None}
-    if cfg.model.endswith(".pt"):
+    from ..runtime.factory import model_format
+
+    if model_format(cfg.model) == "torch":
         if cfg.widths is not None or options:
             raise UnetblurError("a student model file keeps its own architecture; drop --widths/--upsample/--block/"
                                 "--stem-stride, or start from a preset (--preset) instead")
