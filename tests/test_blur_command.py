@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 
 from test_media import make_video, red_face_onnx, streams
-from unetblur import anonymise as anonymise_module
+from unetblur.anonymise import config as anonymise_config
 from unetblur.cli import main
 from unetblur.io import read_image, write_image
-from unetblur.media import count_frames, probe_video
+from unetblur.video import count_frames, probe_video
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_an_existing_output_needs_overwrite(tmp_path, model, capsys):
 
 
 def test_without_a_packaged_student_model_student_is_one_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", tmp_path / "absent.onnx")
+    monkeypatch.setattr(anonymise_config, "PACKAGED_MODEL", tmp_path / "absent.onnx")
     write_image(tmp_path / "photo.png", face_photo())
     assert blur(tmp_path / "photo.png", "--model", "student") == 2
     err = capsys.readouterr().err
@@ -176,7 +176,7 @@ def test_without_a_packaged_student_model_student_is_one_clear_error(tmp_path, m
 
 
 def test_model_student_runs_the_packaged_student(tmp_path, monkeypatch, model):
-    monkeypatch.setattr(anonymise_module, "PACKAGED_MODEL", Path(model))
+    monkeypatch.setattr(anonymise_config, "PACKAGED_MODEL", Path(model))
     write_image(tmp_path / "photo.png", face_photo())
     assert blur(tmp_path / "photo.png", "--model", "student", "--save-json") == 0
     assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"].endswith("+composite")
@@ -265,7 +265,7 @@ class RecordingFlakyBlurrer:
 
 def test_a_stream_is_warmed_before_its_output_opens_and_failed_frames_are_black(tmp_path):
     from unetblur.anonymise import BlurConfig, Summary, blur_stream
-    from unetblur.media import VideoReader
+    from unetblur.video import VideoReader
 
     src = make_video(tmp_path / "camera.mp4", audio=False)  # OpenCV reads a file like a stream
     out = tmp_path / "rec.mp4"

@@ -246,7 +246,7 @@ def test_compositing_temporal_and_the_blur_command_import_without_torch():
             "        if name.split('.')[0] in ('torch', 'torchvision', 'pytorch_lightning'):\n"
             "            raise ImportError('no torch on this device')\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import unetblur.runtime.composite, unetblur.runtime.temporal, unetblur.media, unetblur.anonymise\n"
+            "import unetblur.runtime.composite, unetblur.runtime.temporal, unetblur.video, unetblur.anonymise\n"
             "import unetblur.commands.blur\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unetblur.anonymise import fail_closed, parse_shard
+from unetblur.anonymise.frames import fail_closed
+from unetblur.anonymise.plan import default_output, input_kind, iter_media, parse_shard, stream_output_name
 from unetblur.errors import BadInputError, UnetblurError
-from unetblur.media import (VideoReader, VideoWriter, count_frames, default_output, ffmpeg_exe, input_kind, iter_media,
-                            mux_audio, parse_webcam, probe_video, stream_output_name)
+from unetblur.video import VideoReader, VideoWriter, count_frames, ffmpeg_exe, mux_audio, parse_webcam, probe_video
 from unetblur.runtime.base import BlurResult
 
 

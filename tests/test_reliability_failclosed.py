@@ -82,7 +82,7 @@ class _TurnsNaN:
 
 def test_stream_frames_after_the_model_breaks_are_black_and_the_run_is_not_a_success(tmp_path):
     from unetblur.anonymise import BlurConfig, Summary, blur_stream
-    from unetblur.media import VideoReader
+    from unetblur.video import VideoReader
     from unetblur.runtime.composite import CompositingBlurrer
 
     src = bad.make_video(tmp_path / "camera.mp4")

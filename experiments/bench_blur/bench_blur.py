@@ -67,7 +67,7 @@ def make_video(photo: Path, faces, out: Path, frames: int, fps: int = 25):
     import cv2
 
     from unetblur.io import read_image
-    from unetblur.media import VideoWriter
+    from unetblur.video import VideoWriter
 
     img = read_image(photo)
     h, w = img.shape[:2]
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
         write_report(saved["rows"], saved["meta"], args.report)
         return 0
 
-    from unetblur.media import VideoReader
+    from unetblur.video import VideoReader
     from unetblur.runtime.onnx import OnnxModel
     from unetblur.runtime.temporal import TemporalBlurrer
 

@@ -21,7 +21,7 @@ def write_sample_media(out_dir: str | os.PathLike, seed: int = 0, frames: int = 
     ``frame_size`` window panning across it, with a 440 Hz audio track) and ``sample_faces.jsonl``
     (ground truth: the photo's faces and each video frame's faces). Returns the paths."""
     from .synth import draw_sample, load_backgrounds
-    from ..media import ffmpeg_exe
+    from ..video import ffmpeg_exe
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Media at the edges of ``unetblur blur``: what an input is, where its output goes, and video I/O.
+"""Video at the edge, beside :mod:`unetblur.io` for images: file and stream names, ffmpeg decode/encode, capture.
 
 Video goes through the ffmpeg binary that ``imageio-ffmpeg`` ships (no system ffmpeg needed), over
 subprocess pipes: decode to raw RGB frames, blur in Python, encode raw RGB frames. Audio is muxed
@@ -19,19 +19,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from .errors import BadInputError, UnetblurError
-from .io import IMAGE_EXTENSIONS, check_pixels, is_image_path
+from .io import check_pixels
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
-#: Suffix added to an output's stem when it is written beside (or named after) its input.
-OUTPUT_SUFFIX = "_blurred"
-
-KINDS = ("image", "video", "folder", "webcam", "stream")
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -46,63 +42,6 @@ def parse_webcam(text: str) -> int | None:
     """``webcam`` → 0, ``webcam:2`` → 2, anything else → None."""
     m = re.fullmatch(r"webcam(?::(\d+))?", str(text).strip())
     return int(m.group(1) or 0) if m else None
-
-
-def input_kind(text: str) -> str:
-    """One of :data:`KINDS` for an input argument; raises :class:`BadInputError` when it is none."""
-    if parse_webcam(text) is not None:
-        return "webcam"
-    if is_stream_url(text):
-        return "stream"
-    path = Path(text)
-    if path.is_dir():
-        return "folder"
-    if not path.exists():
-        raise BadInputError(path, "not found (expected an image, a video, a folder, webcam[:N] or a stream URL)")
-    if is_image_path(path):
-        return "image"
-    if is_video_path(path):
-        return "video"
-    raise BadInputError(path, f"unsupported file type {path.suffix or '(none)'}; images: "
-                              f"{' '.join(IMAGE_EXTENSIONS)}; videos: {' '.join(VIDEO_EXTENSIONS)}")
-
-
-def iter_media(root: str | os.PathLike, recursive: bool = False,
-               skip: str | os.PathLike | Iterable[str | os.PathLike] | None = None) -> Iterator[Path]:
-    """Image and video files under ``root`` in sorted order, streamed (a folder of 10,000 files is
-    never listed at once). Hidden files and folders (our temporaries) are skipped, and so are the
-    folders in ``skip`` (output folders lying inside the input folder)."""
-    root = Path(root)
-    if skip is None:
-        skip = []
-    elif isinstance(skip, (str, os.PathLike)):
-        skip = [skip]
-    skip_real = {os.path.realpath(d) for d in skip}
-    for dirpath, dirnames, filenames in os.walk(root):
-        if os.path.realpath(dirpath) in skip_real:
-            dirnames[:] = []
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if recursive else []
-        for name in sorted(filenames):
-            if not name.startswith(".") and (is_image_path(name) or is_video_path(name)):
-                yield Path(dirpath) / name
-
-
-def default_output(input_path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                   suffix: str | None = None) -> Path:
-    """``<stem>_blurred<ext>`` beside the input, or inside ``out_dir``; ``suffix`` replaces the extension."""
-    p = Path(input_path)
-    name = f"{p.stem}{OUTPUT_SUFFIX}{suffix if suffix is not None else p.suffix}"
-    return (Path(out_dir) if out_dir is not None else p.parent) / name
-
-
-def stream_output_name(text: str) -> str:
-    """A file name for the recording of a webcam or stream: ``webcam0_blurred.mp4``, ``<host>_blurred.mp4``."""
-    cam = parse_webcam(text)
-    if cam is not None:
-        return f"webcam{cam}{OUTPUT_SUFFIX}.mp4"
-    host = re.sub(r"[^A-Za-z0-9]+", "_", str(text).split("://", 1)[-1].split("/", 1)[0]).strip("_") or "stream"
-    return f"{host}{OUTPUT_SUFFIX}.mp4"
 
 
 # --------------------------------------------------------------------------- ffmpeg

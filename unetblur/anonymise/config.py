@@ -1,0 +1,80 @@
+"""What ``unetblur blur`` runs: its config (:class:`BlurConfig`) and the :class:`Blurrer` it opens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..blur import BlurFields
+from ..errors import UnetblurError
+from ..runtime.temporal import DEFAULT_HOLD_FRAMES
+
+
+#: Where the experiments stage ships the student model (``--model student``).
+PACKAGED_MODEL = Path(__file__).parents[1] / "assets" / "student_int8.onnx"
+
+#: ``--model`` name of the packaged student; it runs at the operating point stored in it.
+STUDENT_MODEL = "student"
+
+#: What ``unetblur blur`` runs without ``--model``: the packaged method that wins the full-photo privacy
+#: table (experiments/full_photo/table.md: coverage at bg_changed ≤ 2 %). CenterFace until a student beats it.
+DEFAULT_MODEL = "centerface"
+
+
+@dataclass(frozen=True)
+class BlurConfig(BlurFields):
+    """Settings of ``unetblur blur`` (YAML keys = field names; flags override). The blur itself
+    (style, shape, mask_scale, kernel, strength) is :class:`BlurFields`, spelled as in ``data build``."""
+
+    inputs: tuple[str, ...] = ()
+    output: str | None = None              # file (one input) or folder; default: beside each input
+    model: str | None = None               # centerface[@scale] (default), student, haar, or a .onnx/.pt file
+    mode: str = "composite"                # U-Nets: composite (full-res blur, sharp background) or raw (thesis)
+    recursive: bool = False
+    overwrite: bool = False
+    skip_existing: bool = False            # leave existing outputs alone and move on (resume a batch/shard)
+    keep_metadata: bool = False
+    # Composite settings: None = the model's operating point, else runtime.operating_point.COMPOSITE_DEFAULTS.
+    working_size: int | None = None        # longer side the network runs at, larger frames are downscaled for it
+                                           # (0: always native; never upscales; default 1920)
+    scales: tuple[float, ...] | None = None  # extra passes at these fractions of the working size (default 1)
+    threshold: float | None = None         # mask probability that counts as face (default 0.5)
+    dilate: int | None = None              # grow the mask by this many pixels (default 0)
+    hold_frames: int = DEFAULT_HOLD_FRAMES  # video/streams: keep a lost face blurred this many frames
+    save_masks: bool = False
+    save_json: bool = False
+    codec: str | None = None               # video encoder (default libx264; libvpx-vp9 for .webm)
+    crf: int | None = None                 # video quality (lower = better; default 18)
+    preset: str | None = None              # x264/x265 speed preset
+    audio: bool = True
+    threads: int | None = None             # inference threads (None: backend default)
+    workers: int | None = None             # images processed in parallel (None: one per core)
+    shard: str | None = None               # "i/n" or "auto" (from RANK/WORLD_SIZE or SLURM)
+    max_frames: int | None = None          # streams: stop after this many frames
+    progress: bool = True
+
+
+def resolve_model(spec: str | None) -> str:
+    """The model spec to use: ``spec`` (``student`` = the packaged student), else :data:`DEFAULT_MODEL`."""
+    spec = str(spec or DEFAULT_MODEL)
+    if spec != STUDENT_MODEL:
+        return spec
+    if PACKAGED_MODEL.is_file():
+        return str(PACKAGED_MODEL)
+    raise UnetblurError("--model student: no packaged student in this installation; pass --model PATH.onnx (an "
+                        "exported student), --model centerface or --model haar")
+
+
+def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
+    """The :class:`Blurrer` that ``cfg`` describes (U-Nets composited unless ``mode='raw'``)."""
+    from ..runtime.factory import is_model_spec, open_blurrer
+
+    spec = resolve_model(cfg.model)
+    settings = cfg.blur_settings()
+    if is_model_spec(spec):
+        options = {}
+        if cfg.mode == "composite":  # None: the model's operating point decides (runtime.operating_point)
+            options = {"working_size": cfg.working_size, "threshold": cfg.threshold, "dilate": cfg.dilate,
+                       "scales": tuple(cfg.scales) if cfg.scales is not None else None}
+        return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
+    return open_blurrer(spec, settings, threads=threads)
