@@ -61,7 +61,7 @@ def test_ours_stand_beside_the_published_figures_with_identity_and_why(tmp_path)
     assert "| identity (output = input) | – | 27 |" in text
     size = next(line for line in text.splitlines() if line.startswith("| tiny | 4-8 / 16 |"))
     assert "| 3 / 1.5 | 12.8 |" in size and "1 thread(s)" in text
-    assert "- **tiny**: BUDGET; DATA; LAT." in text
+    assert "- **tiny**: PSNR 25 / 26.5 vs 34.19 dB: BUDGET, DATA; latency 1.5 vs 12.8 ms: LAT." in text
     assert (tmp_path / "graphs" / "errors_by_size_val_v2.png").stat().st_size > 1000
     assert "](graphs/errors_val_v1.png)" in text
 
@@ -122,3 +122,15 @@ def test_thesis_budget_files_are_valid_train_config_deltas(budget):
     folder = Path(__file__).resolve().parents[1] / "experiments" / "thesis"
     cfg = load_config(TrainConfig, [folder / "teacher.yaml", folder / budget])
     assert cfg.precision == ("16-mixed" if budget == "gpu.yaml" else "32-true")
+
+
+@pytest.mark.parametrize("verify, shown", [(0.8, True), (0.02, False)])
+def test_privacy_table_says_why_only_when_ours_is_off_the_thesis(verify, shown):
+    from unetblur.evaluate.tables import privacy_section
+
+    study = {"split": "test", "min_face": 48, "threshold": 0.6, "faces_eligible": 3, "images": 2, "gallery": 3,
+             "chance": 1 / 3, "methods": {"teacher": {"reid_verify": verify, "reid_rank1": 0.5, "median_distance": 0.4}}}
+    pub = {"privacy": {"model": "teacher", "deidentified_share": 0.9896, "text": "T"}, "why": {"privacy": "WHY"}}
+    text = "\n".join(privacy_section(study, pub))
+    assert "98.96 % de-identified" in text
+    assert ("WHY" in text) is shown
