@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from unetblur.detectors import (CenterFaceDetector, FaceDetector, FileDetector, HaarDetector, centerface_model_path,
-                                nms, open_detector)
+from unetblur.data.boxes import FileDetector
+from unetblur.detectors import CenterFaceDetector, FaceDetector, HaarDetector, centerface_model_path, nms, open_detector
 from unetblur.errors import UnetblurError
 from unetblur.faces import Face
 

@@ -20,7 +20,7 @@ from unetblur.cli import main
 from unetblur.config import load_config
 from unetblur.errors import UnetblurError
 from unetblur.models import load_model
-from unetblur.training.curves import detect_overfitting, epoch_history, plot_curves
+from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import ReconstructionLoss, face_weighted_mse, mask_loss, soft_dice_loss
 from unetblur.training.module import METRIC_NAMES
@@ -99,13 +99,13 @@ def test_resume_with_another_model_is_refused_before_anything_is_written(trained
 
 def test_flags_override_the_yaml_config(tmp_path):
     from unetblur.cli import build_parser
-    from unetblur.commands.train import FIELDS
+    from unetblur.commands._config import config_from_args
 
     yaml_file = tmp_path / "t.yaml"
     yaml_file.write_text("epochs: 7\nlr: 0.005\n")
     args = build_parser().parse_args(["train", "--data", "d", "--config", str(yaml_file), "--epochs", "2",
                                       "--devices", "2", "--no-augment"])
-    cfg = load_config(TrainConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(TrainConfig, args)
     assert (cfg.epochs, cfg.lr, cfg.devices, cfg.augment, cfg.batch_size) == (2, 0.005, "2", False, 16)
 
 

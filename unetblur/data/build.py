@@ -220,7 +220,7 @@ def _init_worker(cfg: BuildConfig, tmp_root: str, in_pool: bool = False) -> None
 
 
 def _detect(image: np.ndarray, key: str) -> list[Face]:
-    from ..detectors import FileDetector
+    from .boxes import FileDetector
 
     det = _WORKER["detector"]
     # Boxes from a file are looked up by the photo's path; real detectors look at the pixels.

@@ -54,6 +54,14 @@ def list_samples(root: str | os.PathLike, split: str, *, require_masks: bool = F
     return [Sample(s, images[s], targets[s], masks.get(s)) for s in stems]
 
 
+def manifest_blur(manifest: dict):
+    """The :class:`~unetblur.blur.BlurSettings` a dataset's targets were made with (the default when the
+    manifest records none), so baselines and the oracle blur exactly as the targets do."""
+    from ..blur import BlurSettings
+
+    return BlurSettings.from_dict(manifest.get("blur") or manifest.get("blur_settings"))
+
+
 def read_manifest(root: str | os.PathLike) -> dict:
     """The dataset's ``manifest.json`` ({} when absent: a hand-made thesis-layout folder)."""
     path = Path(root) / MANIFEST

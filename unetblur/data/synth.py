@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..blur import BlurSettings, BlurFields, blur_faces
+from ..blur import BlurFields, blur_faces
 from ..errors import UnetblurError
 from ..faces import Face
 from .build import assign_splits, prepare_out, publish_dataset, quiet_worker_signals, run_parallel

@@ -72,13 +72,13 @@ def compare_outputs(reference, candidate, images: Sequence[np.ndarray]) -> dict:
 
 def _face_settings(root: Path):
     """The blur settings the dataset's targets were made with (for per-face masks), else the default."""
-    from ..blur import DEFAULT_BLUR, BlurSettings
-    from ..data.layout import read_manifest
+    from ..blur import DEFAULT_BLUR
+    from ..data.layout import manifest_blur, read_manifest
     from ..errors import UnetblurError
 
-    recorded = read_manifest(root).get("blur")
+    manifest = read_manifest(root)
     try:
-        return BlurSettings.from_dict(recorded)
+        return manifest_blur(manifest)
     except UnetblurError:  # an unusable recorded blur: fall back to the default definition
         return DEFAULT_BLUR
 

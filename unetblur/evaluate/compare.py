@@ -34,12 +34,13 @@ import numpy as np
 from .. import __version__
 from ..blur import BlurSettings, blur_faces, face_mask
 from ..config import to_dict, versions
-from ..data.layout import FACES, list_samples, read_manifest, require_dataset
+from ..data.layout import FACES, list_samples, manifest_blur, read_manifest, require_dataset
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, iter_faces_lines
 from ..fsutil import atomic_path, write_text_atomic
 from ..io import read_image, read_mask
 from . import metrics as M
+from .report import load_summary  # noqa: F401 - the compare folder's reader, where callers look for it
 from .reid import REID_MIN_FACE, REID_THRESHOLD, REID_UNAVAILABLE, reid_available
 
 #: Resolution labels: the dataset's stored images, and the originals they were made from.
@@ -141,11 +142,6 @@ def parse_methods(methods: Sequence[str]) -> list[tuple[str, str]]:
             raise UnetblurError(f"--method: the name {name!r} is used twice; give each method its own NAME=")
         parsed.append((name, spec))
     return parsed
-
-
-def _blur_settings(manifest: dict) -> BlurSettings:
-    """The dataset's blur (so baselines and the oracle blur exactly as the targets do)."""
-    return BlurSettings.from_dict(manifest.get("blur") or manifest.get("blur_settings"))
 
 
 def _targets_from(manifest: dict) -> str:
@@ -417,15 +413,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({**row, "value": v})
 
 
-def load_summary(out_dir: str | os.PathLike) -> dict:
-    """Read a compare folder's ``summary.json`` (NaN is stored as null, ±inf as "inf")."""
-    path = Path(out_dir) / "summary.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UnetblurError(f"{path}: not a compare summary ({exc}); run `unetblur compare` first") from None
-
-
 # --------------------------------------------------------------------------- the harness
 
 def compare(config: CompareConfig) -> Path:
@@ -445,7 +432,7 @@ def compare(config: CompareConfig) -> Path:
     if config.limit < 0 or config.full_res_limit < 0 or config.threads < 0 or config.warmup < 0:
         raise UnetblurError("limit, full_res_limit, threads and warmup must be 0 or more")
     manifest = read_manifest(root)
-    settings = _blur_settings(manifest)
+    settings = manifest_blur(manifest)
     records = _face_records(root)
     threads = config.threads or os.cpu_count() or 1
     skipped: list[str] = []

@@ -5,7 +5,7 @@
 * :func:`plot_errors_by_size`: face MSE and MAE by face-width bucket, one line per method
 * ``pareto.png``    quality (MSE) against latency (ms per megapixel), with the Pareto front
 * ``grid.png``      original | target | each method on the same images, ground-truth faces outlined
-* training curves of run folders (train vs val MSE and MAE), drawn by ``unetblur.training.curves``
+* training curves of run folders (train vs val MSE and MAE), drawn by ``unetblur.evaluate.curves``
 
 Every function takes the data it draws and the path to write, and returns that path.
 """
@@ -234,7 +234,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
 
     Written into ``out_dir/curves_<run name>/`` when ``out_dir`` is given, else into the run folder.
     """
-    from ..training.curves import plot_curves
+    from .curves import plot_curves
 
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.csv").is_file():
@@ -247,7 +247,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
 
 def plot_paths(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> list[Path]:
     """``unetblur plot``: redraw a compare folder's graphs (from its summary.json) and a run folder's curves."""
-    from .compare import load_summary
+    from .report import load_summary
 
     written: list[Path] = []
     for p in paths:

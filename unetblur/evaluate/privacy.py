@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.layout import FACES, list_samples, read_manifest, require_dataset
+from ..data.layout import FACES, list_samples, manifest_blur, read_manifest, require_dataset
 from ..errors import UnetblurError
 from ..faces import iter_faces_jsonl
 from ..io import read_image
@@ -39,7 +39,6 @@ def privacy_study(data: str | os.PathLike, methods: Sequence[tuple[str, str]], *
     when no face is eligible.
     """
     from ..runtime.factory import open_blurrer
-    from .compare import _blur_settings
 
     root = require_dataset(data, split)
     if not methods:
@@ -56,7 +55,7 @@ def privacy_study(data: str | os.PathLike, methods: Sequence[tuple[str, str]], *
         if eligible:
             cases.append((read_image(sample.image), eligible))
     gallery = [recognizer.embed(image, f) for image, faces in cases for f in faces]
-    settings = _blur_settings(read_manifest(root))
+    settings = manifest_blur(read_manifest(root))
     results = {}
     for name, spec in methods:
         blurrer = open_blurrer(spec, settings, name=name, threads=threads)

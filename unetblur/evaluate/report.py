@@ -7,13 +7,24 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import UnetblurError
 from ..fsutil import write_text_atomic
 from .metrics import bucket_names
+
+
+def load_summary(out_dir: str | os.PathLike) -> dict:
+    """Read a compare folder's ``summary.json`` (NaN is stored as null, ±inf as "inf")."""
+    path = Path(out_dir) / "summary.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UnetblurError(f"{path}: not a compare summary ({exc}); run `unetblur compare` first") from None
 
 Table = tuple[list[str], list[list[str]]]
 

@@ -1,4 +1,4 @@
-"""Training: losses, the Lightning ``BlurModule`` (teacher), ``fit()`` and training curves.
+"""Training: losses, the Lightning ``BlurModule`` (teacher) and ``fit()`` (curves are drawn by ``evaluate.curves``).
 
 Import the submodules you need (``training.fit``, ``training.module``); importing this package
 does not import torch or Lightning.

@@ -348,7 +348,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     from ..data.dataset import BlurDataModule
     from ..data.layout import dataset_folders, read_manifest, require_dataset
     from ..models import save_model
-    from .curves import detect_overfitting, epoch_history, plot_curves
+    from ..evaluate.curves import detect_overfitting, epoch_history, plot_curves
     from .module import finite_or_none
 
     check_run_config(cfg)
