@@ -73,13 +73,8 @@ def _default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
-    """Anonymise every input of ``cfg``; return a :class:`Summary` (``exit_code`` 1 if anything was skipped).
-
-    ``blurrer``: use this :class:`Blurrer` instead of opening ``cfg.model`` (library use, tests).
-    A run with exactly one input file that cannot be processed raises :class:`UnetblurError`
-    (one line, exit 2) instead of returning a summary.
-    """
+def _check(cfg: BlurConfig) -> None:
+    """Refuse, before anything is opened, a config no input could run with."""
     if not cfg.inputs:
         raise UnetblurError("no input given; pass image files, folders, videos, webcam[:N] or a stream URL")
     for name, value in (("workers", cfg.workers), ("threads", cfg.threads), ("max_frames", cfg.max_frames),
@@ -88,6 +83,87 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
             raise UnetblurError(f"{name} must be at least {0 if name == 'hold_frames' else 1}, got {value}")
     if cfg.output and "://" in cfg.output and not all(is_live(t) for t in cfg.inputs):
         raise UnetblurError(f"-o {cfg.output}: re-streaming to a URL works for webcam/stream inputs only")
+
+
+def _skip_reason(exc: BaseException) -> str:
+    """Why a batch skipped a file, in one line."""
+    if isinstance(exc, BadInputError):
+        return exc.problem
+    if isinstance(exc, UnetblurError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this image"
+    return f"failed ({type(exc).__name__}: {first_line(exc, 160)})"
+
+
+class _ImagePool:
+    """Images run on a thread pool with at most ~2×workers in flight: a folder of 10,000 never queues
+    10,000 futures. Each finished image lands in the summary as written or skipped."""
+
+    def __init__(self, workers: int, summary: Summary, progress: bool):
+        self.workers, self.summary = workers, summary
+        self.pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unetblur-image")
+        self.pending: dict = {}
+        self.bar = _progress(progress, desc="images", unit="img")
+
+    def submit(self, job, *args) -> None:
+        self.pending[self.pool.submit(blur_image_file, *args)] = job
+        self.drain(2 * self.workers)
+
+    def drain(self, block_until: int = 0) -> None:
+        while len(self.pending) > block_until:
+            done, _ = cf.wait(list(self.pending), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                job = self.pending.pop(fut)
+                try:
+                    fut.result()
+                    self.summary.written.append((job.source, str(job.output)))
+                except Exception as exc:  # noqa: BLE001 - a batch skips a file it cannot process
+                    self.summary.skipped.append((str(job.source), _skip_reason(exc)))
+                self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_sequential(job, blurrer, cfg: BlurConfig, summary: Summary) -> None:
+    """A video, webcam or stream: one at a time, every core for its frames."""
+    try:
+        if job.kind == "video":
+            frames, notes = blur_video_file(blurrer, job.source, job.output, cfg, problems=summary.problems)
+            summary.notes += notes
+        else:
+            frames = blur_stream(blurrer, job.source, job.output, cfg, summary)
+        summary.frames += frames
+        summary.written.append((job.source, str(job.output)))
+    except BadInputError as exc:
+        summary.skipped.append((str(exc.path), exc.problem))
+    except UnetblurError as exc:
+        if job.kind in ("webcam", "stream"):
+            raise  # an unreadable stream is a usage error: one line, exit 2
+        summary.skipped.append((str(job.source), str(exc)))
+
+
+def _finish(cfg: BlurConfig, summary: Summary, jobs_seen: int) -> Summary:
+    explicit_file = len(cfg.inputs) == 1 and not Path(cfg.inputs[0]).is_dir()
+    if explicit_file and summary.skipped and not summary.written:
+        path, reason = summary.skipped[0]
+        raise UnetblurError(f"{quote_path(path)}: {reason}")
+    if jobs_seen == 0 and not summary.skipped:
+        hint = "" if cfg.recursive else " (use --recursive for subfolders)"
+        summary.notes.append("no images or videos found" + hint)
+    return summary
+
+
+def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
+    """Anonymise every input of ``cfg``; return a :class:`Summary` (``exit_code`` 1 if anything was skipped).
+
+    ``blurrer``: use this :class:`Blurrer` instead of opening ``cfg.model`` (library use, tests).
+    A run with exactly one input file that cannot be processed raises :class:`UnetblurError`
+    (one line, exit 2) instead of returning a summary.
+    """
+    _check(cfg)
     shard = parse_shard(cfg.shard)
     workers = cfg.workers or _default_workers()
     threads = cfg.threads
@@ -99,39 +175,13 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
     summary = Summary()
     start = time.perf_counter()
     jobs_seen = 0
-
-    def note_skip(path, reason):
-        summary.skipped.append((str(path), reason))
-
-    image_jobs: dict = {}
-    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unetblur-image")
-    bar = _progress(cfg.progress and batch, desc="images", unit="img")
-
-    def drain(block_until: int) -> None:
-        # Keep at most ~2×workers images in flight: a folder of 10,000 never queues 10,000 futures.
-        while len(image_jobs) > block_until:
-            done, _ = cf.wait(list(image_jobs), return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                job = image_jobs.pop(fut)
-                try:
-                    fut.result()
-                    summary.written.append((job.source, str(job.output)))
-                except BadInputError as exc:
-                    note_skip(job.source, exc.problem)
-                except UnetblurError as exc:
-                    note_skip(job.source, str(exc))
-                except MemoryError:
-                    note_skip(job.source, "not enough memory for this image")
-                except Exception as exc:  # noqa: BLE001 - a batch skips a file it cannot process
-                    note_skip(job.source, f"failed ({type(exc).__name__}: {first_line(exc, 160)})")
-                bar.update(1)
-
+    images = _ImagePool(workers, summary, cfg.progress and batch)
     try:
         skipped_at_plan: list = []
         guard = OutputGuard(cfg, output_layout(cfg)[3])
         for index, job in enumerate(plan_jobs(cfg, skipped_at_plan)):
-            while skipped_at_plan:
-                note_skip(*skipped_at_plan.pop(0))
+            summary.skipped += [(str(path), reason) for path, reason in skipped_at_plan]
+            skipped_at_plan.clear()
             if shard is not None and index % shard[1] != shard[0]:
                 continue
             jobs_seen += 1
@@ -142,41 +192,16 @@ def anonymise(cfg: BlurConfig, blurrer=None) -> Summary:
             try:
                 guard.check(job)
             except BadInputError as exc:
-                note_skip(exc.path, exc.problem)
+                summary.skipped.append((str(exc.path), exc.problem))
                 continue
             if job.kind == "image":
-                fut = pool.submit(blur_image_file, blurrer, job.source, job.output, cfg)
-                image_jobs[fut] = job
-                drain(2 * workers)
+                images.submit(job, blurrer, job.source, job.output, cfg)
                 continue
-            drain(0)  # finish pending images before a video takes every core
-            try:
-                if job.kind == "video":
-                    frames, notes = blur_video_file(blurrer, job.source, job.output, cfg,
-                                                    problems=summary.problems)
-                    summary.notes += notes
-                else:
-                    frames = blur_stream(blurrer, job.source, job.output, cfg, summary)
-                summary.frames += frames
-                summary.written.append((job.source, str(job.output)))
-            except BadInputError as exc:
-                note_skip(exc.path, exc.problem)
-            except UnetblurError as exc:
-                if job.kind in ("webcam", "stream"):
-                    raise  # an unreadable stream is a usage error: one line, exit 2
-                note_skip(job.source, str(exc))
-        while skipped_at_plan:
-            note_skip(*skipped_at_plan.pop(0))
-        drain(0)
+            images.drain()  # finish pending images before a video takes every core
+            _run_sequential(job, blurrer, cfg, summary)
+        summary.skipped += [(str(path), reason) for path, reason in skipped_at_plan]
+        images.drain()
     finally:
-        bar.close()
-        pool.shutdown(wait=True, cancel_futures=True)
+        images.close()
     summary.seconds = time.perf_counter() - start
-    explicit_files = len(cfg.inputs) == 1 and not Path(cfg.inputs[0]).is_dir()
-    if explicit_files and summary.skipped and not summary.written:
-        path, reason = summary.skipped[0]
-        raise UnetblurError(f"{quote_path(path)}: {reason}")
-    if jobs_seen == 0 and not summary.skipped:
-        hint = "" if cfg.recursive else " (use --recursive for subfolders)"
-        summary.notes.append("no images or videos found" + hint)
-    return summary
+    return _finish(cfg, summary, jobs_seen)
