@@ -75,6 +75,102 @@ def _mask_problem(path: Path, size: tuple[int, int]) -> str | None:
     return None
 
 
+def _check_sample(split: str, stem: str, img_path: Path, target: Path | None, mask: Path | None,
+                  dirs: tuple[Path, Path, Path], problems: list[str]) -> None:
+    """One input with its target and mask: present, readable, lossless, the same size."""
+    _, blur_dir, mask_dir = dirs
+    if target is None:
+        problems.append(f"{img_path}: no target {blur_dir.name}/{stem}.png")
+    if mask is None:
+        problems.append(f"{img_path}: no mask {mask_dir.name}/{stem}.png")
+    try:
+        image = read_image(img_path)
+    except BadInputError as exc:
+        problems.append(f"{exc.path}: input {exc.problem}")
+        return
+    size = (image.shape[1], image.shape[0])
+    for role, p in (("input", img_path), ("target", target), ("mask", mask)):
+        msg = _format_problem(p, role) if p is not None else None
+        if msg:
+            problems.append(msg)
+    if target is not None:
+        if target.suffix.lower() != ".png":
+            problems.append(f"{target}: target is not PNG (targets must be lossless)")
+        try:
+            t = read_image(target)
+            if (t.shape[1], t.shape[0]) != size:
+                problems.append(f"{target}: target is {t.shape[1]}x{t.shape[0]} but its input is "
+                                f"{size[0]}x{size[1]}")
+        except BadInputError as exc:
+            problems.append(f"{exc.path}: target {exc.problem}")
+    if mask is not None:
+        if mask.suffix.lower() != ".png":
+            problems.append(f"{mask}: mask is not PNG (masks must be lossless)")
+        msg = _mask_problem(mask, size)
+        if msg:
+            problems.append(msg)
+
+
+def _check_split(root: Path, split: str, problems: list[str], on_disk: set[str]) -> int:
+    """The files of one split; returns its number of inputs and adds their keys to ``on_disk``."""
+    dirs = split_dirs(root, split)
+    img_dir = dirs[0]
+    (images, h1), (targets, h2), (masks, h3) = (_files(d) for d in dirs)
+    for p in h1 + h2 + h3:
+        problems.append(f"{p}: leftover temporary or hidden file (an interrupted write?)")
+    for stem in sorted(set(targets) - set(images)):
+        problems.append(f"{targets[stem]}: target without an input in {img_dir.name}/")
+    for stem in sorted(set(masks) - set(images)):
+        problems.append(f"{masks[stem]}: mask without an input in {img_dir.name}/")
+    for stem, img_path in images.items():
+        on_disk.add(f"{split}/{img_path.name}")
+        _check_sample(split, stem, img_path, targets.get(stem), masks.get(stem), dirs, problems)
+    return len(images)
+
+
+def _check_manifest(root: Path, counts: dict[str, int], problems: list[str]) -> None:
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        problems.append(f"{manifest_path}: missing (datasets made by `unetblur data build/synth` have one)")
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        problems.append(f"{manifest_path}: not readable JSON ({exc})")
+        manifest = {}
+    declared = manifest.get("counts") if isinstance(manifest, dict) else None
+    if not isinstance(declared, dict):
+        problems.append(f"{manifest_path}: has no 'counts' per split")
+        return
+    for split in SPLITS:
+        if int(declared.get(split, 0) or 0) != counts[split]:
+            problems.append(f"{manifest_path}: counts.{split} is {declared.get(split, 0)} but "
+                            f"{split}/ holds {counts[split]} images")
+
+
+def _check_faces(root: Path, on_disk: set[str], problems: list[str]) -> None:
+    faces_path = root / FACES
+    if not faces_path.is_file():
+        return
+    listed: set[str] = set()
+
+    def bad_line(lineno: int, exc: Exception) -> None:
+        problems.append(f"{faces_path}:{lineno}: not a faces record ({exc})")
+
+    try:
+        for lineno, rec in iter_faces_lines(faces_path, on_error=bad_line):
+            image = rec["image"]
+            if image in listed:
+                problems.append(f"{faces_path}:{lineno}: {image} is listed twice")
+            listed.add(image)
+            if image not in on_disk:
+                problems.append(f"{faces_path}:{lineno}: {image} is not in the dataset")
+    except BadInputError as exc:
+        problems.append(str(exc))
+    for missing in sorted(on_disk - listed):
+        problems.append(f"{faces_path}: no record for {missing}")
+
+
 def check_dataset(root: str | os.PathLike) -> tuple[list[str], str]:
     """Validate ``root``. Returns (every problem found as a line, a one-line summary).
 
@@ -84,93 +180,13 @@ def check_dataset(root: str | os.PathLike) -> tuple[list[str], str]:
     if not root.is_dir():
         raise UnetblurError(f"{root}: dataset folder not found")
     problems: list[str] = []
-    counts: dict[str, int] = {}
     on_disk: set[str] = set()
-    for split in SPLITS:
-        img_dir, blur_dir, mask_dir = split_dirs(root, split)
-        images, h1 = _files(img_dir)
-        targets, h2 = _files(blur_dir)
-        masks, h3 = _files(mask_dir)
-        for p in h1 + h2 + h3:
-            problems.append(f"{p}: leftover temporary or hidden file (an interrupted write?)")
-        counts[split] = len(images)
-        for stem in sorted(set(targets) - set(images)):
-            problems.append(f"{targets[stem]}: target without an input in {img_dir.name}/")
-        for stem in sorted(set(masks) - set(images)):
-            problems.append(f"{masks[stem]}: mask without an input in {img_dir.name}/")
-        for stem, img_path in images.items():
-            on_disk.add(f"{split}/{img_path.name}")
-            target, mask = targets.get(stem), masks.get(stem)
-            if target is None:
-                problems.append(f"{img_path}: no target {blur_dir.name}/{stem}.png")
-            if mask is None:
-                problems.append(f"{img_path}: no mask {mask_dir.name}/{stem}.png")
-            try:
-                image = read_image(img_path)
-            except BadInputError as exc:
-                problems.append(f"{exc.path}: input {exc.problem}")
-                continue
-            size = (image.shape[1], image.shape[0])
-            for role, p in (("input", img_path), ("target", target), ("mask", mask)):
-                msg = _format_problem(p, role) if p is not None else None
-                if msg:
-                    problems.append(msg)
-            if target is not None:
-                if target.suffix.lower() != ".png":
-                    problems.append(f"{target}: target is not PNG (targets must be lossless)")
-                try:
-                    t = read_image(target)
-                    if (t.shape[1], t.shape[0]) != size:
-                        problems.append(f"{target}: target is {t.shape[1]}x{t.shape[0]} but its input is "
-                                        f"{size[0]}x{size[1]}")
-                except BadInputError as exc:
-                    problems.append(f"{exc.path}: target {exc.problem}")
-            if mask is not None:
-                if mask.suffix.lower() != ".png":
-                    problems.append(f"{mask}: mask is not PNG (masks must be lossless)")
-                msg = _mask_problem(mask, size)
-                if msg:
-                    problems.append(msg)
-    total = sum(counts.values())
-    if total == 0:
+    counts = {split: _check_split(root, split, problems, on_disk) for split in SPLITS}
+    if sum(counts.values()) == 0:
         problems.append(f"{root}: no images in train/, val/ or test/ (expected the layout train/ train_blur/ "
                         "train_mask/ val/ ...)")
-    manifest_path = root / MANIFEST
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            problems.append(f"{manifest_path}: not readable JSON ({exc})")
-            manifest = {}
-        declared = manifest.get("counts") if isinstance(manifest, dict) else None
-        if isinstance(declared, dict):
-            for split in SPLITS:
-                if int(declared.get(split, 0) or 0) != counts[split]:
-                    problems.append(f"{manifest_path}: counts.{split} is {declared.get(split, 0)} but "
-                                    f"{split}/ holds {counts[split]} images")
-        else:
-            problems.append(f"{manifest_path}: has no 'counts' per split")
-    else:
-        problems.append(f"{manifest_path}: missing (datasets made by `unetblur data build/synth` have one)")
-    faces_path = root / FACES
-    if faces_path.is_file():
-        listed: set[str] = set()
-
-        def bad_line(lineno: int, exc: Exception) -> None:
-            problems.append(f"{faces_path}:{lineno}: not a faces record ({exc})")
-
-        try:
-            for lineno, rec in iter_faces_lines(faces_path, on_error=bad_line):
-                image = rec["image"]
-                if image in listed:
-                    problems.append(f"{faces_path}:{lineno}: {image} is listed twice")
-                listed.add(image)
-                if image not in on_disk:
-                    problems.append(f"{faces_path}:{lineno}: {image} is not in the dataset")
-        except BadInputError as exc:
-            problems.append(str(exc))
-        for missing in sorted(on_disk - listed):
-            problems.append(f"{faces_path}: no record for {missing}")
+    _check_manifest(root, counts, problems)
+    _check_faces(root, on_disk, problems)
     summary = (f"checked {root}: train {counts['train']} / val {counts['val']} / test {counts['test']} samples; "
                + (f"{len(problems)} problem(s)" if problems else "no problems"))
     return problems, summary
