@@ -62,3 +62,11 @@ def config_from_args(cls: type[C], args: argparse.Namespace, **given: Any) -> C 
         sys.stdout.write(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return None
     return cfg
+
+
+def run_library(cls: type[C], function, args: argparse.Namespace, **given: Any) -> int:
+    """The whole verb for the common case: build the config, call ``function(config)``, exit 0."""
+    cfg = config_from_args(cls, args, **given)
+    if cfg is not None:
+        function(cfg)
+    return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import train as train_command
-from ._config import add_config_flags, config_from_args
+from ._config import add_config_flags, run_library
 
 #: Flags of `unetblur train` that mean the same here; `--model` is replaced by the student flags below.
 _NOT_SHARED = {"help", "model", "out", "config", "print_config"}
@@ -54,8 +54,4 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..training.distill import DistillConfig, distill
 
-    cfg = config_from_args(DistillConfig, args)
-    if cfg is None:
-        return 0
-    distill(cfg)
-    return 0
+    return run_library(DistillConfig, distill, args)

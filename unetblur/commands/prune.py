@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._config import add_config_flags, config_from_args
+from ._config import add_config_flags, run_library
 
 
 def register(sub) -> None:
@@ -38,8 +38,4 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..compress.prune import PruneConfig, prune_file
 
-    cfg = config_from_args(PruneConfig, args)
-    if cfg is None:
-        return 0
-    prune_file(cfg)
-    return 0
+    return run_library(PruneConfig, prune_file, args)

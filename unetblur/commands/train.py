@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._config import add_config_flags, config_from_args
+from ._config import add_config_flags, run_library
 
 
 def _bool_flag(p, name: str, help: str) -> None:
@@ -60,8 +60,4 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..training.fit import TrainConfig, train
 
-    cfg = config_from_args(TrainConfig, args)
-    if cfg is None:
-        return 0
-    train(cfg)
-    return 0
+    return run_library(TrainConfig, train, args)
