@@ -12,7 +12,8 @@ import pytest
 from unetblur.cli import main
 from unetblur.data.build import BuildConfig, build_dataset
 from unetblur.errors import UnetblurError
-from unetblur.evaluate.photos import PhotoBenchConfig, held_out_photos, parse_method, photo_benchmark
+from unetblur.commands.privacy import parse_method
+from unetblur.evaluate.photos import PhotoBenchConfig, held_out_photos, photo_benchmark
 from unetblur.io import write_image
 
 from test_media import red_face_onnx
@@ -71,9 +72,10 @@ def test_a_method_with_a_flag_blur_does_not_know_is_one_clear_error():
 
 
 def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_path):
-    out = photo_benchmark(PhotoBenchConfig(
-        data=str(dataset / "ds"), methods=("nothing=--model identity", f"red=--model {model} --working-size 0"),
-        out=str(tmp_path / "run"), reid=False, warmup=0, sheets=1, progress=False))
+    methods = ("nothing=--model identity", f"red=--model {model} --working-size 0")
+    out = photo_benchmark(PhotoBenchConfig(data=str(dataset / "ds"), methods=methods, out=str(tmp_path / "run"),
+                                           reid=False, warmup=0, sheets=1, progress=False),
+                          [parse_method(m) for m in methods])
     results = json.loads((out / "results.json").read_text())
     red, nothing = results["methods"]["red"], results["methods"]["nothing"]
     assert red["coverage"]["all"] == 1.0 and nothing["coverage"]["all"] == 0.0

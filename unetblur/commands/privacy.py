@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+
+from ..errors import UnetblurError
 
 
 def register(sub) -> None:
@@ -31,6 +34,38 @@ def register(sub) -> None:
 FIELDS = ("data", "methods", "split", "limit", "out", "reid", "warmup", "sheets", "progress")
 
 
+def _blur_parser() -> argparse.ArgumentParser:
+    """``unetblur blur``'s own argument parser, so a method's flags mean exactly what they mean there."""
+    from . import blur as blur_command
+
+    top = argparse.ArgumentParser(prog="unetblur", add_help=False)
+    sub = top.add_subparsers()
+    blur_command.register(sub)
+    parser = sub.choices["blur"]
+
+    def error(message: str):
+        raise UnetblurError(message)
+
+    parser.error = error
+    return parser
+
+
+def parse_method(text: str):
+    """``"NAME=FLAGS"`` → ``(name, BlurConfig)``: the configuration ``unetblur blur FLAGS`` would run."""
+    from ..anonymise import BlurConfig
+    from ._config import config_from_args
+
+    name, sep, flags = str(text).partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise UnetblurError(f"--method {text!r}: expected NAME=BLUR FLAGS, e.g. \"cf=--model centerface@0.3\"")
+    try:
+        args = _blur_parser().parse_args(["photo.jpg", *shlex.split(flags)])
+    except UnetblurError as exc:
+        raise UnetblurError(f"--method {name}: {exc}") from None
+    return name, config_from_args(BlurConfig, args, inputs=())
+
+
 def run(args) -> int:
     import sys
 
@@ -38,6 +73,6 @@ def run(args) -> int:
     from ..evaluate.photos import PhotoBenchConfig, photo_benchmark
 
     cfg = load_config(PhotoBenchConfig, args.config, {k: getattr(args, k) for k in FIELDS})
-    out = photo_benchmark(cfg)
+    out = photo_benchmark(cfg, [parse_method(m) for m in cfg.methods])
     print(f"privacy table: {out / 'table.md'}", file=sys.stderr)
     return 0

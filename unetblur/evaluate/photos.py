@@ -21,18 +21,17 @@ side-by-side ``sheets/`` (whole photos: derived from the data set, keep them out
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import platform
-import shlex
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -55,7 +54,7 @@ class PhotoBenchConfig:
 
     data:    dataset folder(s) made by ``data build`` (``DIR`` or ``DIR1,DIR2``): the originals of their
              ``split`` photos are scored, at native resolution.
-    methods: ``NAME=BLUR FLAGS`` each, the flags exactly as ``unetblur blur`` takes them, e.g.
+    methods: ``NAME=BLUR FLAGS`` each (read by the command), the flags exactly as ``unetblur blur`` takes them, e.g.
              ``centerface@0.3=--model centerface@0.3`` or ``student=--model student --threshold 0.4``.
     split:   which split's photos (``test``: held out; ``val``: for choosing an operating point).
     limit:   at most this many photos per dataset folder (0 = all).
@@ -130,38 +129,6 @@ def held_out_photos(data: str, split: str = "test", limit: int = 0) -> list[Phot
 
 # --------------------------------------------------------------------------- methods
 
-def _blur_parser() -> argparse.ArgumentParser:
-    """``unetblur blur``'s own argument parser, so a method's flags mean exactly what they mean there."""
-    from ..commands import blur as blur_command
-
-    top = argparse.ArgumentParser(prog="unetblur", add_help=False)
-    sub = top.add_subparsers()
-    blur_command.register(sub)
-    parser = sub.choices["blur"]
-
-    def error(message: str):
-        raise UnetblurError(message)
-
-    parser.error = error
-    return parser
-
-
-def parse_method(text: str):
-    """``"NAME=FLAGS"`` → ``(name, BlurConfig)``: the configuration ``unetblur blur FLAGS`` would run."""
-    from ..anonymise import BlurConfig
-    from ..commands._config import config_from_args
-
-    name, sep, flags = str(text).partition("=")
-    name = name.strip()
-    if not sep or not name:
-        raise UnetblurError(f"--method {text!r}: expected NAME=BLUR FLAGS, e.g. \"cf=--model centerface@0.3\"")
-    try:
-        args = _blur_parser().parse_args(["photo.jpg", *shlex.split(flags)])
-    except UnetblurError as exc:
-        raise UnetblurError(f"--method {name}: {exc}") from None
-    return name, config_from_args(BlurConfig, args, inputs=())
-
-
 def _time_one(blurrer, photo: Photo, scratch: Path):
     """Decode, anonymise and encode one photo as ``unetblur blur`` does; returns (image, output, ms)."""
     from ..anonymise import anonymised
@@ -176,11 +143,14 @@ def _time_one(blurrer, photo: Photo, scratch: Path):
 
 # --------------------------------------------------------------------------- the run
 
-def photo_benchmark(cfg: PhotoBenchConfig) -> Path:
-    """Run every method over the held-out photos; write the table, JSON, Pareto plot and sheets into ``cfg.out``."""
+def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -> Path:
+    """Run every method over the held-out photos; write the table, JSON, Pareto plot and sheets into ``cfg.out``.
+
+    ``methods``: ``(name, BlurConfig)`` pairs, each the configuration ``unetblur blur`` runs (the
+    command turns ``cfg.methods``' flags into them with blur's own parser).
+    """
     from ..anonymise import open_blurrer_for
 
-    methods = [parse_method(m) for m in cfg.methods]
     if not methods:
         raise UnetblurError("no methods; pass --method NAME=BLUR FLAGS, e.g. --method \"cf=--model centerface\"")
     names = [n for n, _ in methods]
