@@ -40,7 +40,7 @@ def test_grid_has_a_column_per_method(tmp_path):
     assert w > h  # 4 columns, 2 rows
 
 
-def test_training_curves_of_a_run_folder_are_drawn_by_the_training_module(tmp_path):
+def test_training_curves_of_a_run_folder_are_drawn_by_the_curves_report(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.csv").write_text("epoch,step,train/mse,train/mae,val/mse,val/mae\n"

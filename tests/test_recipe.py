@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from unetblur.errors import UnetblurError
-from unetblur.recipe import load_recipe, run_recipe
+from unetblur.commands._recipe import load_recipe, run_recipe
 
 
 def write(path: Path, text: str) -> Path:
@@ -60,7 +60,7 @@ def test_thesis_mode_letterbox_runs_the_letterbox_recipe(monkeypatch, tmp_path, 
 
 
 def test_every_letterbox_stage_uses_known_variables():
-    from unetblur.recipe import _fill
+    from unetblur.commands._recipe import _fill
 
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "experiments" / "thesis" / "letterbox.yaml")
     values = {**{k: str(v) for k, v in recipe.vars.items()}, "runs": "r"}

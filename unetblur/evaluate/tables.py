@@ -50,7 +50,7 @@ def _size_kb(path: Path) -> str:
 
 def _best_epoch(run: Path) -> dict:
     """The epoch row with the lowest val loss (the weights ``model.pt`` holds)."""
-    from ..training.curves import epoch_history
+    from .curves import epoch_history
 
     rows = [r for r in epoch_history(run / "metrics.csv") if "val/loss" in r]
     if not rows:
