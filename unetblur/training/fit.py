@@ -188,25 +188,6 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     return lines[0][:limit] if lines else ""
 
 
-class _AtomicCheckpointIO:
-    """Lightning CheckpointIO that writes through a temporary file, so a kill mid-save never leaves a
-    truncated last.ckpt (the file a resume depends on)."""
-
-    @staticmethod
-    def make():
-        from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-
-        from ..fsutil import atomic_path
-
-        class AtomicTorchCheckpointIO(TorchCheckpointIO):
-            def save_checkpoint(self, checkpoint, path, storage_options=None):
-                import torch
-                with atomic_path(path) as tmp:
-                    torch.save(checkpoint, tmp)
-
-        return AtomicTorchCheckpointIO()
-
-
 def identity_baseline(loader) -> dict[str, float]:
     """The metrics of the identity mapping (output = input) over ``loader``, pooled like the epoch logs:
     the bar a trained model must clear (``val/mse``, ``val/mse_face``, ``val/psnr``, ...)."""
@@ -250,50 +231,6 @@ def throughput_meter():
             return self.images / self.seconds if self.seconds > 0 else None
 
     return ThroughputMeter()
-
-
-def _quiet_lightning() -> None:
-    """Drop Lightning chatter that says nothing to a unetblur user (tips, a deprecation inside Lightning,
-    warnings about folders a resume reuses on purpose)."""
-    import warnings
-
-    for pattern in (r".*isinstance\(treespec, LeafSpec\).*", r"Checkpoint directory .* exists and is not empty",
-                    r"Experiment logs directory .* exists", r"The number of training batches .* logging interval",
-                    r".*does not have many workers.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-
-    class NoTips(logging.Filter):
-        def filter(self, record):
-            return "Tip:" not in record.getMessage()
-
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(NoTips())
-
-
-def _appending_csv_logger(out: Path):
-    """Lightning's CSVLogger deletes an existing metrics.csv when it starts; a resumed run must append
-    to it instead (the curves then show the whole run)."""
-    from lightning_fabric.loggers.logger import rank_zero_experiment
-    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
-    from pytorch_lightning.loggers import CSVLogger
-
-    class AppendingWriter(ExperimentWriter):
-        def _check_log_dir_exists(self) -> None:
-            import csv
-            if os.path.isfile(self.metrics_file_path):  # keep the rows, and their columns for the header
-                with open(self.metrics_file_path, newline="", encoding="utf-8") as f:
-                    self.metrics_keys = list(next(csv.reader(f), []))
-
-    class AppendingCSVLogger(CSVLogger):
-        @property
-        @rank_zero_experiment
-        def experiment(self):
-            if self._experiment is None:
-                os.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = AppendingWriter(log_dir=self.log_dir)
-            return self._experiment
-
-    # Flush every logged row: a killed run keeps its curves up to the kill.
-    return AppendingCSVLogger(save_dir=str(out), name="", version="", flush_logs_every_n_steps=1)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -342,21 +279,16 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     (default ``module.model``). ``extra_meta`` is added to the model file's meta.
     """
     import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
     from ..data.dataset import BlurDataModule
-    from ..data.layout import dataset_folders, read_manifest, require_dataset
-    from ..models import save_model
-    from ..evaluate.curves import detect_overfitting, epoch_history, plot_curves
-    from .module import finite_or_none
+    from ..data.layout import dataset_folders, require_dataset
+    from .lightning_fixes import quiet_lightning
 
     check_run_config(cfg)
-    _quiet_lightning()
+    quiet_lightning()
     folders = dataset_folders(cfg.data)
     for folder in folders:
         require_dataset(folder, "train")
-    data = cfg.data
     out = Path(cfg.out)
     resume_from = _open_run_folder(cfg, out)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -364,7 +296,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     module = make_module(cfg)  # before touching the folder: a bad model name writes nothing
     if resume_from is not None:
         _check_resumable(module, resume_from, out)
-    datamodule = BlurDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+    datamodule = BlurDataModule(cfg.data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                 augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed,
                                 zoom=cfg.zoom)
 
@@ -377,111 +309,180 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
                 (out / "metrics.csv").unlink(missing_ok=True)
             save_config(cfg, out / "config.yaml")
             log.info("%s %s in %s (data %s)", "resuming" if resume_from else "training",
-                     type(module).__name__, out, data)
-
-        ckpt_dir = out / CHECKPOINT_DIR
-        best_cb = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
-                                  save_top_k=1, save_last=True, auto_insert_metric_name=False,
-                                  enable_version_counter=False)
-        meter = throughput_meter()
-        cbs = [best_cb, meter]
-        if cfg.checkpoint_every_n_steps:
-            cbs.append(ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every_n_steps,
-                                       save_top_k=0, save_last=True, enable_version_counter=False))
-        if cfg.early_stop_patience:
-            cbs.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stop_patience))
-        cbs.extend(callbacks or [])
-        loggers = [_appending_csv_logger(out)]
-        try:
-            from pytorch_lightning.loggers import TensorBoardLogger
-            import tensorboard  # noqa: F401  (optional)
-            loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
-        except ImportError:
-            pass
-
-        trainer = pl.Trainer(
-            max_epochs=cfg.epochs,
-            max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
-            accelerator=cfg.accelerator, devices=_parse_devices(cfg.devices), num_nodes=cfg.num_nodes,
-            strategy=cfg.strategy, precision=cfg.precision,
-            callbacks=cbs, logger=loggers, default_root_dir=str(out),
-            plugins=[_AtomicCheckpointIO.make()],
-            log_every_n_steps=1, enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress,
-            deterministic=False,
-        )
-        started = time.monotonic()
-        try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
-                        weights_only=True)
-        except SystemExit:  # Lightning turns Ctrl-C into exit(1) after a graceful shutdown
-            if not trainer.interrupted:
-                raise
-            log.info("interrupted at step %d; continue with the same command plus --resume (model.pt not written)",
-                     trainer.global_step)
-            raise KeyboardInterrupt from None
-        wall = time.monotonic() - started
-        if not trainer.is_global_zero:
-            return out
-
-        # The best weights become model.pt; its val metrics were stored in best.ckpt when it was saved.
-        best_path = Path(best_cb.best_model_path) if best_cb.best_model_path else None
-        if best_path is not None and best_path.is_file():
-            ckpt = torch.load(best_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(ckpt["state_dict"])
-            best_epoch = int(ckpt.get("epoch", -1)) + 1  # 1-based, as people count epochs
-            val_metrics = dict(ckpt.get("unetblur_val_metrics") or {})
-        else:  # stopped (time budget) before the first validation: keep the current weights, measure them
-            log.info("no validation ran before training stopped; validating the current weights once")
-            res = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, precision=cfg.precision).validate(
-                module, datamodule=datamodule, verbose=False)
-            val_metrics = {k: finite_or_none(v) for k, v in (res[0] if res else {}).items()}
-            best_epoch = int(trainer.current_epoch) + 1
-        stopped_by = ("time budget" if cfg.max_minutes and any(
-            type(c).__name__ == "Timer" and c.time_remaining() is not None and c.time_remaining() <= 0
-            for c in trainer.callbacks) else "early stopping" if trainer.should_stop and
-            trainer.current_epoch < cfg.epochs else "epochs")
-
-        identity = identity_baseline(datamodule.val_dataloader())
-        write_text_atomic(out / IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
-        history = epoch_history(out / "metrics.csv")
-        meta = {
-            "trained_by": type(module).__name__,
-            "dataset": str(data), "dataset_manifest": [_manifest_summary(read_manifest(f)) for f in folders]
-            if len(folders) > 1 else _manifest_summary(read_manifest(folders[0])),
-            "train_images": len(datamodule.train_set), "val_images": len(datamodule.val_set),
-            "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
-            "epochs_trained": round(trainer.global_step / max(1, trainer.num_training_batches), 2),
-            "global_step": int(trainer.global_step), "stopped_by": stopped_by,
-            "wall_seconds_this_session": round(wall, 1),
-            "train_images_per_second": round(meter.images_per_second, 2) if meter.images_per_second else None,
-            "val_metrics": val_metrics, "val_identity_metrics": identity, "config": to_dict(cfg), **(extra_meta or {}),
-        }
-        model = export_model(module) if export_model else module.model
-        save_model(model.cpu().eval(), out / MODEL_FILE, meta)
-        log.info("saved %s (best epoch %d, val loss %s, %d images/epoch, stopped by %s)", out / MODEL_FILE,
-                 best_epoch, val_metrics.get("val/loss"), meta["train_images"], stopped_by)
-
-        log.info("val vs identity (output = input): %s", ", ".join(
-            f"{k} {val_metrics[f'val/{k}']:.5g} vs {identity[f'val/{k}']:.5g}" for k in ("mse", "psnr", "mse_face", "mae_face")
-            if val_metrics.get(f"val/{k}") is not None and f"val/{k}" in identity))
-        if meter.images_per_second:
-            log.info("training throughput: %.1f images/s (batch %d, %s px, %s, %d process(es), %d torch threads)",
-                     meter.images_per_second, cfg.batch_size, "x".join(map(str, meter.shape or ())),
-                     trainer.strategy.root_device, trainer.world_size, torch.get_num_threads())
-        overfit = detect_overfitting(history)
-        if overfit is not None:
-            log.warning("over-fitting from epoch %d: val loss has not improved since then (%.5g) while train loss "
-                        "kept falling (%.5g → %.5g by epoch %d); model.pt holds the best (epoch %d) weights",
-                        overfit["epoch"] + 1, overfit["best_val"], overfit["train_then"], overfit["train_now"],
-                        overfit["last_epoch"] + 1, best_epoch)
-        for png in plot_curves(out, history=history):
-            log.info("curves: %s", png)
+                     type(module).__name__, out, cfg.data)
+        session = _train(cfg, out, module, datamodule, resume_from, callbacks or [])
+        if session.trainer.is_global_zero:
+            _finish_run(cfg, out, module, datamodule, session, folders, export_model, extra_meta)
         return out
     finally:
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
+
+
+@dataclass
+class _Session:
+    """What a finished ``trainer.fit`` leaves for the run's ending."""
+    trainer: object
+    best: object            # the ModelCheckpoint that keeps best.ckpt
+    meter: object           # the throughput meter
+    wall_seconds: float
+
+
+def _train(cfg, out: Path, module, datamodule, resume_from: Path | None, callbacks: list) -> _Session:
+    """Build the Trainer (checkpoints, early stopping, loggers, time budget) and run it."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+    from .lightning_fixes import atomic_checkpoint_io
+
+    ckpt_dir = out / CHECKPOINT_DIR
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
+                           save_top_k=1, save_last=True, auto_insert_metric_name=False,
+                           enable_version_counter=False)
+    meter = throughput_meter()
+    cbs = [best, meter]
+    if cfg.checkpoint_every_n_steps:
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every_n_steps,
+                                   save_top_k=0, save_last=True, enable_version_counter=False))
+    if cfg.early_stop_patience:
+        cbs.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stop_patience))
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs,
+        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
+        accelerator=cfg.accelerator, devices=_parse_devices(cfg.devices), num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy, precision=cfg.precision,
+        callbacks=cbs + callbacks, logger=_loggers(out), default_root_dir=str(out),
+        plugins=[atomic_checkpoint_io()],
+        log_every_n_steps=1, enable_progress_bar=cfg.progress, enable_model_summary=cfg.progress,
+        deterministic=False,
+    )
+    started = time.monotonic()
+    _run_trainer(trainer, module, datamodule, resume_from)
+    return _Session(trainer, best, meter, time.monotonic() - started)
+
+
+def _loggers(out: Path) -> list:
+    """metrics.csv (appending on resume), plus TensorBoard when it is installed."""
+    from .lightning_fixes import appending_csv_logger
+
+    loggers = [appending_csv_logger(out)]
+    try:
+        from pytorch_lightning.loggers import TensorBoardLogger
+        import tensorboard  # noqa: F401  (optional)
+        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
+    except ImportError:
+        pass
+    return loggers
+
+
+def _run_trainer(trainer, module, datamodule, resume_from: Path | None) -> None:
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
+    except SystemExit:
+        # Lightning fix (2.6.6, trainer/call.py): on Ctrl-C Lightning shuts down gracefully, then calls
+        # sys.exit(1), so the CLI would end with exit 1 and no word on how to go on. Turn it back into
+        # KeyboardInterrupt (exit 130) after saying how to resume.
+        if not trainer.interrupted:
+            raise
+        log.info("interrupted at step %d; continue with the same command plus --resume (model.pt not written)",
+                 trainer.global_step)
+        raise KeyboardInterrupt from None
+
+
+def _finish_run(cfg, out: Path, module, datamodule, session: _Session, folders: list,
+                export_model: Callable | None, extra_meta: dict | None) -> None:
+    """The ending, on the global-zero process: model.pt (best weights + meta), the identity baseline,
+    the summary lines in train.log, the over-fitting warning and the curves."""
+    from ..evaluate.curves import epoch_history, plot_curves
+    from ..models import save_model
+
+    best_epoch, val_metrics = _best_weights(cfg, module, datamodule, session)
+    identity = identity_baseline(datamodule.val_dataloader())
+    write_text_atomic(out / IDENTITY_FILE, json.dumps(identity, indent=2) + "\n")
+    history = epoch_history(out / "metrics.csv")
+    meta = _run_meta(cfg, module, datamodule, session, folders, best_epoch, val_metrics, identity)
+    meta.update(extra_meta or {})
+    model = export_model(module) if export_model else module.model
+    save_model(model.cpu().eval(), out / MODEL_FILE, meta)
+    log.info("saved %s (best epoch %d, val loss %s, %d images/epoch, stopped by %s)", out / MODEL_FILE,
+             best_epoch, val_metrics.get("val/loss"), meta["train_images"], meta["stopped_by"])
+    _log_summary(cfg, session, history, best_epoch, val_metrics, identity)
+    for png in plot_curves(out, history=history):
+        log.info("curves: %s", png)
+
+
+def _best_weights(cfg, module, datamodule, session: _Session) -> tuple[int, dict]:
+    """Load the best weights into ``module``; returns (best epoch, 1-based; its val metrics)."""
+    import pytorch_lightning as pl
+    import torch
+
+    from .module import finite_or_none
+
+    # The best weights become model.pt; their val metrics were stored in best.ckpt when it was saved.
+    best_path = Path(session.best.best_model_path) if session.best.best_model_path else None
+    if best_path is not None and best_path.is_file():
+        ckpt = torch.load(best_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(ckpt["state_dict"])
+        return int(ckpt.get("epoch", -1)) + 1, dict(ckpt.get("unetblur_val_metrics") or {})
+    # Stopped (time budget) before the first validation: keep the current weights, measure them.
+    log.info("no validation ran before training stopped; validating the current weights once")
+    res = pl.Trainer(accelerator=cfg.accelerator, devices=1, logger=False, enable_progress_bar=False,
+                     enable_model_summary=False, precision=cfg.precision).validate(
+        module, datamodule=datamodule, verbose=False)
+    val_metrics = {k: finite_or_none(v) for k, v in (res[0] if res else {}).items()}
+    return int(session.trainer.current_epoch) + 1, val_metrics
+
+
+def _stopped_by(cfg, trainer) -> str:
+    """Why training ended: "time budget", "early stopping" or "epochs"."""
+    if cfg.max_minutes and any(type(c).__name__ == "Timer" and c.time_remaining() is not None
+                               and c.time_remaining() <= 0 for c in trainer.callbacks):
+        return "time budget"
+    return "early stopping" if trainer.should_stop and trainer.current_epoch < cfg.epochs else "epochs"
+
+
+def _run_meta(cfg, module, datamodule, session: _Session, folders: list, best_epoch: int, val_metrics: dict,
+              identity: dict) -> dict:
+    """The facts of the run stored in model.pt's meta."""
+    from ..data.layout import read_manifest
+
+    trainer, speed = session.trainer, session.meter.images_per_second
+    manifests = [_manifest_summary(read_manifest(f)) for f in folders]
+    return {
+        "trained_by": type(module).__name__,
+        "dataset": str(cfg.data), "dataset_manifest": manifests if len(folders) > 1 else manifests[0],
+        "train_images": len(datamodule.train_set), "val_images": len(datamodule.val_set),
+        "epochs_completed": int(trainer.current_epoch), "best_epoch": best_epoch,
+        "epochs_trained": round(trainer.global_step / max(1, trainer.num_training_batches), 2),
+        "global_step": int(trainer.global_step), "stopped_by": _stopped_by(cfg, trainer),
+        "wall_seconds_this_session": round(session.wall_seconds, 1),
+        "train_images_per_second": round(speed, 2) if speed else None,
+        "val_metrics": val_metrics, "val_identity_metrics": identity, "config": to_dict(cfg),
+    }
+
+
+def _log_summary(cfg, session: _Session, history, best_epoch: int, val_metrics: dict, identity: dict) -> None:
+    """train.log: val vs identity, throughput, and the over-fitting warning."""
+    import torch
+
+    from ..evaluate.curves import detect_overfitting
+
+    trainer, meter = session.trainer, session.meter
+    log.info("val vs identity (output = input): %s", ", ".join(
+        f"{k} {val_metrics[f'val/{k}']:.5g} vs {identity[f'val/{k}']:.5g}" for k in ("mse", "psnr", "mse_face", "mae_face")
+        if val_metrics.get(f"val/{k}") is not None and f"val/{k}" in identity))
+    if meter.images_per_second:
+        log.info("training throughput: %.1f images/s (batch %d, %s px, %s, %d process(es), %d torch threads)",
+                 meter.images_per_second, cfg.batch_size, "x".join(map(str, meter.shape or ())),
+                 trainer.strategy.root_device, trainer.world_size, torch.get_num_threads())
+    overfit = detect_overfitting(history)
+    if overfit is not None:
+        log.warning("over-fitting from epoch %d: val loss has not improved since then (%.5g) while train loss "
+                    "kept falling (%.5g → %.5g by epoch %d); model.pt holds the best (epoch %d) weights",
+                    overfit["epoch"] + 1, overfit["best_val"], overfit["train_then"], overfit["train_now"],
+                    overfit["last_epoch"] + 1, best_epoch)
 
 
 def _manifest_summary(manifest: dict) -> dict:
