@@ -268,113 +268,37 @@ def export_model(cfg: ExportConfig) -> dict:
     Returns the report dict.
     """
     from ..models import load_model, model_stride
-    from .parity import compare_outputs, parity_check, quality_report
-    from .quantize import convert_fp16, quantize_int8
+    from .parity import quality_report
 
-    if not cfg.model:
-        raise UnetblurError("no model given: unetblur export MODEL.pt")
-    check_opset(cfg.opset)  # before minutes of work, not after
-    model_path = Path(cfg.model)
-    from ..runtime.factory import model_format
-
-    if model_format(model_path) == "onnx":
-        raise UnetblurError(f"{model_path}: already an ONNX file; export takes a .pt model saved by train/distill/prune")
-    if cfg.data and not Path(cfg.data).is_dir():
-        raise UnetblurError(f"--calib-data {cfg.data}: no such dataset folder")
-    for key in ("parity_count", "calib_count", "eval_count"):
-        if getattr(cfg, key) < 0:
-            raise UnetblurError(f"{key.replace('_', '-')} must be 0 or more, got {getattr(cfg, key)}")
-    if cfg.operating_point:
-        parse_operating_point_flag(cfg.operating_point)  # a bad flag fails before any work
+    model_path = _check_export_config(cfg)
     model, meta = load_model(model_path)
     stride = model_stride(model)
     name = cfg.name or model_path.stem
     out_dir = Path(cfg.out_dir)
-    for suffix in (".onnx", ".int8.onnx", ".fp16.onnx", ".export.json"):
-        # The files are moved over whatever has their name: never over the model being exported.
-        if same_file(out_dir / f"{name}{suffix}", model_path) or (cfg.data and overlaps(out_dir / f"{name}{suffix}",
-                                                                                         cfg.data)):
-            raise UnetblurError(f"{out_dir / f'{name}{suffix}'}: would replace an input of this export; "
-                                "choose another -o or --name")
+    _refuse_replacing_inputs(cfg, out_dir, name, model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-
-    # Parity images: the validation split when a dataset is given (real images), synthetic otherwise.
-    source = "synthetic"
-    parity_images: list[np.ndarray] = []
-    if cfg.data:
-        parity_images = dataset_images(cfg.data, "val", cfg.parity_count)
-        source = f"{cfg.data} (val split)" if parity_images else source
-    if not parity_images:
-        parity_images = synthetic_images(max(cfg.parity_count, 2), cfg.seed)
+    parity_images, source = _parity_images(cfg)
 
     report: dict = {"model": str(model_path), "name": name, "unetblur_version": __version__,
                     "config": asdict(cfg), "stride": stride, "parity_images": source, "files": {}}
     tmp = make_work_dir(out_dir, ".export-")
     try:
         fp32 = tmp / f"{name}.onnx"
-        export_onnx(model, fp32, model_metadata(model, meta, "fp32", cfg.operating_point), opset=cfg.opset, simplify=cfg.simplify)
-        fp32_model = rt.OnnxModel(fp32, providers=["CPUExecutionProvider"], name="fp32")
-        parity = parity_check(model, fp32_model, parity_images)
-        parity["tolerance"] = cfg.tolerance
-        report["parity_fp32"] = parity
-        if not parity["max_abs_diff"] <= cfg.tolerance:
-            raise UnetblurError(f"parity check failed: torch and ONNX Runtime outputs differ by up to "
-                                f"{parity['max_abs_diff']:.2e} (tolerance {cfg.tolerance:g}) on {parity['images']} "
-                                f"images; nothing was written. Try another --opset or export without --simplify")
+        fp32_model, report["parity_fp32"] = _export_fp32(cfg, model, meta, fp32, parity_images)
         variants = {"fp32": fp32_model}
         files = {"fp32": fp32}
-
         if cfg.int8:
-            calib_source = "synthetic"
-            calib = dataset_images(cfg.data, "train", cfg.calib_count) if cfg.data else []
-            if calib:
-                calib_source = f"{cfg.data} (train split)"
-            else:
-                calib = synthetic_images(max(cfg.calib_count, 1), cfg.seed + 1)
             int8 = tmp / f"{name}.int8.onnx"
-            trained = _training_size(meta)
-            calib_size = min(int(trained), MAX_SIDE) if trained.isdigit() else DEFAULT_CALIB_SIZE
-            settings = quantize_int8(fp32, int8, calibration_batches(calib, stride, calib_size), method=cfg.calib_method,
-                                     per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
-                                     quant_format=cfg.quant_format, target=cfg.int8_target)
-            settings["calibration_source"] = calib_source
-            settings["calibration_size"] = calib_size
-            _stamp(int8, {**model_metadata(model, meta, "int8", cfg.operating_point),
-                          "quantization": json.dumps(settings, sort_keys=True)})
-            # The TensorRT flavour (int8 activations, 8-bit weights) saturates in the x86 CPU kernels
-            # (≈ 25 dB here) but not in TensorRT: check it as written, in float arithmetic.
-            on_cpu = cfg.int8_target == "cpu"
-            int8_model = rt.OnnxModel(int8, providers=["CPUExecutionProvider"], name="int8", optimize=on_cpu)
-            check = compare_outputs(fp32_model, int8_model, parity_images)
-            report["int8"] = {**settings, "vs_fp32": check, "min_psnr_db": cfg.int8_min_psnr,
-                              "checked_as": "onnxruntime CPU int8 kernels" if on_cpu else
-                              "QDQ arithmetic simulated in float (onnxruntime, graph optimisations off), "
-                              "as TensorRT computes it; not for ONNX Runtime on x86"}
-            _check_floor("INT8", check, cfg.int8_min_psnr, "try --calib-method percentile, --per-tensor, "
-                         "or more --calib-count images")
-            variants["int8"], files["int8"] = int8_model, int8
-
+            variants["int8"], report["int8"] = _export_int8(cfg, model, meta, stride, fp32, fp32_model, int8,
+                                                            parity_images)
+            files["int8"] = int8
         if cfg.fp16:
             fp16 = tmp / f"{name}.fp16.onnx"
-            settings = convert_fp16(fp32, fp16)
-            _stamp(fp16, model_metadata(model, meta, "fp16", cfg.operating_point))
-            entry = dict(settings)
-            try:
-                fp16_model = rt.OnnxModel(fp16, providers=["CPUExecutionProvider"], name="fp16")
-                entry["vs_fp32"] = compare_outputs(fp32_model, fp16_model, parity_images)
-                entry["checked_on"] = "onnxruntime CPUExecutionProvider"
-            except Exception as exc:  # some ORT builds lack FP16 CPU kernels; the file is for GPUs
-                fp16_model = None
-                entry["vs_fp32"] = None
-                reason = str(getattr(exc, "problem", exc)).splitlines()[0][:160]
-                entry["checked_on"] = f"not checked here: ONNX Runtime's CPU backend cannot run it ({reason})"
-            report["fp16"] = entry
-            if entry["vs_fp32"] is not None:
-                _check_floor("FP16", entry["vs_fp32"], cfg.fp16_min_psnr, "export FP32 for this model")
+            fp16_model, report["fp16"] = _export_fp16(cfg, model, meta, fp32, fp32_model, fp16, parity_images)
+            if fp16_model is not None:
                 variants["fp16"] = fp16_model
             files["fp16"] = fp16
-
         if cfg.data and (cfg.int8 or cfg.fp16):
             report["quality"] = quality_report(variants, cfg.data, "val", cfg.eval_count)
 
@@ -388,6 +312,116 @@ def export_model(cfg: ExportConfig) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report
+
+
+def _check_export_config(cfg: ExportConfig) -> Path:
+    """Refuse settings that cannot work before minutes of work; returns the model's path."""
+    from ..runtime.factory import model_format
+
+    if not cfg.model:
+        raise UnetblurError("no model given: unetblur export MODEL.pt")
+    check_opset(cfg.opset)
+    model_path = Path(cfg.model)
+    if model_format(model_path) == "onnx":
+        raise UnetblurError(f"{model_path}: already an ONNX file; export takes a .pt model saved by train/distill/prune")
+    if cfg.data and not Path(cfg.data).is_dir():
+        raise UnetblurError(f"--calib-data {cfg.data}: no such dataset folder")
+    for key in ("parity_count", "calib_count", "eval_count"):
+        if getattr(cfg, key) < 0:
+            raise UnetblurError(f"{key.replace('_', '-')} must be 0 or more, got {getattr(cfg, key)}")
+    if cfg.operating_point:
+        parse_operating_point_flag(cfg.operating_point)  # a bad flag fails before any work
+    return model_path
+
+
+def _refuse_replacing_inputs(cfg: ExportConfig, out_dir: Path, name: str, model_path: Path) -> None:
+    """The files are moved over whatever has their name: never over the model or the dataset."""
+    for suffix in (".onnx", ".int8.onnx", ".fp16.onnx", ".export.json"):
+        target = out_dir / f"{name}{suffix}"
+        if same_file(target, model_path) or (cfg.data and overlaps(target, cfg.data)):
+            raise UnetblurError(f"{target}: would replace an input of this export; choose another -o or --name")
+
+
+def _parity_images(cfg: ExportConfig) -> tuple[list[np.ndarray], str]:
+    """The validation split when a dataset is given (real images), synthetic otherwise; and which."""
+    if cfg.data:
+        images = dataset_images(cfg.data, "val", cfg.parity_count)
+        if images:
+            return images, f"{cfg.data} (val split)"
+    return synthetic_images(max(cfg.parity_count, 2), cfg.seed), "synthetic"
+
+
+def _export_fp32(cfg: ExportConfig, model, meta: dict, fp32: Path, parity_images) -> tuple[object, dict]:
+    """Write the FP32 file and check it against torch; returns its runtime model and the parity entry."""
+    from .parity import parity_check
+
+    export_onnx(model, fp32, model_metadata(model, meta, "fp32", cfg.operating_point), opset=cfg.opset,
+                simplify=cfg.simplify)
+    fp32_model = rt.OnnxModel(fp32, providers=["CPUExecutionProvider"], name="fp32")
+    parity = parity_check(model, fp32_model, parity_images)
+    parity["tolerance"] = cfg.tolerance
+    if not parity["max_abs_diff"] <= cfg.tolerance:
+        raise UnetblurError(f"parity check failed: torch and ONNX Runtime outputs differ by up to "
+                            f"{parity['max_abs_diff']:.2e} (tolerance {cfg.tolerance:g}) on {parity['images']} "
+                            f"images; nothing was written. Try another --opset or export without --simplify")
+    return fp32_model, parity
+
+
+def _export_int8(cfg: ExportConfig, model, meta: dict, stride: int, fp32: Path, fp32_model, int8: Path,
+                 parity_images) -> tuple[object, dict]:
+    """Quantise, stamp and check the INT8 file against FP32; returns its runtime model and report entry."""
+    from .parity import compare_outputs
+    from .quantize import quantize_int8
+
+    calib_source = "synthetic"
+    calib = dataset_images(cfg.data, "train", cfg.calib_count) if cfg.data else []
+    if calib:
+        calib_source = f"{cfg.data} (train split)"
+    else:
+        calib = synthetic_images(max(cfg.calib_count, 1), cfg.seed + 1)
+    trained = _training_size(meta)
+    calib_size = min(int(trained), MAX_SIDE) if trained.isdigit() else DEFAULT_CALIB_SIZE
+    settings = quantize_int8(fp32, int8, calibration_batches(calib, stride, calib_size), method=cfg.calib_method,
+                             per_channel=cfg.per_channel, reduce_range=cfg.reduce_range,
+                             quant_format=cfg.quant_format, target=cfg.int8_target)
+    settings["calibration_source"] = calib_source
+    settings["calibration_size"] = calib_size
+    _stamp(int8, {**model_metadata(model, meta, "int8", cfg.operating_point),
+                  "quantization": json.dumps(settings, sort_keys=True)})
+    # The TensorRT flavour (int8 activations, 8-bit weights) saturates in the x86 CPU kernels
+    # (≈ 25 dB here) but not in TensorRT: check it as written, in float arithmetic.
+    on_cpu = cfg.int8_target == "cpu"
+    int8_model = rt.OnnxModel(int8, providers=["CPUExecutionProvider"], name="int8", optimize=on_cpu)
+    check = compare_outputs(fp32_model, int8_model, parity_images)
+    entry = {**settings, "vs_fp32": check, "min_psnr_db": cfg.int8_min_psnr,
+             "checked_as": "onnxruntime CPU int8 kernels" if on_cpu else
+             "QDQ arithmetic simulated in float (onnxruntime, graph optimisations off), "
+             "as TensorRT computes it; not for ONNX Runtime on x86"}
+    _check_floor("INT8", check, cfg.int8_min_psnr, "try --calib-method percentile, --per-tensor, "
+                 "or more --calib-count images")
+    return int8_model, entry
+
+
+def _export_fp16(cfg: ExportConfig, model, meta: dict, fp32: Path, fp32_model, fp16: Path,
+                 parity_images) -> tuple[object | None, dict]:
+    """Convert, stamp and (where ONNX Runtime's CPU can run it) check the FP16 file; returns its
+    runtime model (None when unchecked) and report entry."""
+    from .parity import compare_outputs
+    from .quantize import convert_fp16
+
+    entry = dict(convert_fp16(fp32, fp16))
+    _stamp(fp16, model_metadata(model, meta, "fp16", cfg.operating_point))
+    try:
+        fp16_model = rt.OnnxModel(fp16, providers=["CPUExecutionProvider"], name="fp16")
+        entry["vs_fp32"] = compare_outputs(fp32_model, fp16_model, parity_images)
+        entry["checked_on"] = "onnxruntime CPUExecutionProvider"
+    except Exception as exc:  # some ORT builds lack FP16 CPU kernels; the file is for GPUs
+        entry["vs_fp32"] = None
+        reason = str(getattr(exc, "problem", exc)).splitlines()[0][:160]
+        entry["checked_on"] = f"not checked here: ONNX Runtime's CPU backend cannot run it ({reason})"
+        return None, entry
+    _check_floor("FP16", entry["vs_fp32"], cfg.fp16_min_psnr, "export FP32 for this model")
+    return fp16_model, entry
 
 
 def _stamp(path: Path, entries: dict[str, str]) -> None:
