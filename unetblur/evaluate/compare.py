@@ -421,8 +421,31 @@ def compare(config: CompareConfig) -> Path:
     Unreadable images are skipped and listed in ``summary.json["skipped"]`` (the CLI then exits 1).
     """
     from ..runtime.factory import open_blurrer
-    from . import plots, report
 
+    root, methods = _check_compare_config(config)
+    manifest = read_manifest(root)
+    settings = manifest_blur(manifest)
+    threads = config.threads or os.cpu_count() or 1
+    skipped: list[str] = []
+    cases = _load_cases(config, root, manifest, settings, skipped)
+    reid = _Reid.start(config, cases)
+
+    grid = [{"image": c.image, "target": c.target, "faces": c.faces, "outputs": {}}
+            for c in cases[DATASET][:config.grid_images]]
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Open every method before scoring any, so a bad spec fails in seconds, not after an hour of scoring.
+    blurrers = [open_blurrer(spec, settings, name=name, mode=config.mode, device=config.device, threads=threads)
+                for name, spec in methods]
+    summary_methods = {name: _score_method(config, name, spec, blurrer, cases, settings, reid, grid, threads)
+                       for (name, spec), blurrer in zip(methods, blurrers)}
+    summary = _json_value(_summary(config, root, manifest, settings, cases, threads, reid, skipped, summary_methods))
+    _write_outputs(config, summary, out_dir, grid, [n for n, _ in methods])
+    return out_dir
+
+
+def _check_compare_config(config: CompareConfig) -> tuple[Path, list[tuple[str, str]]]:
+    """Refuse settings that cannot work; returns the dataset root and the (name, spec) methods."""
     if not config.data:
         raise UnetblurError("no dataset given; pass --data DIR (a folder made by `unetblur data build`)")
     root = require_dataset(config.data, config.split)
@@ -431,11 +454,13 @@ def compare(config: CompareConfig) -> Path:
         raise UnetblurError(f"mode {config.mode!r} is unknown; choose raw or composite")
     if config.limit < 0 or config.full_res_limit < 0 or config.threads < 0 or config.warmup < 0:
         raise UnetblurError("limit, full_res_limit, threads and warmup must be 0 or more")
-    manifest = read_manifest(root)
-    settings = manifest_blur(manifest)
+    return root, methods
+
+
+def _load_cases(config: CompareConfig, root: Path, manifest: dict, settings: BlurSettings,
+                skipped: list[str]) -> dict[str, list[Case]]:
+    """The cases per resolution: the dataset images, and (``full_res``) the originals they were cut from."""
     records = _face_records(root)
-    threads = config.threads or os.cpu_count() or 1
-    skipped: list[str] = []
     cases = {DATASET: _dataset_cases(root, config.split, config.limit, records, settings, skipped)}
     if not cases[DATASET]:
         raise UnetblurError(f"{root}: no readable images in {config.split}/ to compare on")
@@ -444,54 +469,64 @@ def compare(config: CompareConfig) -> Path:
                                     records, settings, skipped)
         if originals:
             cases[ORIGINAL] = originals
+    return cases
 
-    reid_on = bool(config.reid and reid_available())
-    reid_off = None if reid_on else (REID_UNAVAILABLE if config.reid else REID_OFF)
-    recognizer = None
-    embeddings: dict[str, dict[int, list]] = {}
-    if reid_on:
+
+@dataclass
+class _Reid:
+    """Re-identification for one compare run: on (recognizer + the input faces' embeddings) or off (why)."""
+    on: bool
+    off_reason: str | None
+    recognizer: Any = None
+    embeddings: dict = field(default_factory=dict)   # resolution → case index → embedding per face (or None)
+
+    @classmethod
+    def start(cls, config: CompareConfig, cases: dict[str, list[Case]]) -> "_Reid":
+        if not (config.reid and reid_available()):
+            return cls(False, REID_UNAVAILABLE if config.reid else REID_OFF)
         from .reid import default_recognizer
 
         recognizer = default_recognizer()
-        for res, items in cases.items():
-            embeddings[res] = {k: [recognizer.embed(c.image, f) if f.width >= REID_MIN_FACE else None
-                                   for f in c.faces] for k, c in enumerate(items)}
+        embeddings = {res: {k: [recognizer.embed(c.image, f) if f.width >= REID_MIN_FACE else None
+                                for f in c.faces] for k, c in enumerate(items)}
+                      for res, items in cases.items()}
+        return cls(True, None, recognizer, embeddings)
 
-    grid = [{"image": c.image, "target": c.target, "faces": c.faces, "outputs": {}}
-            for c in cases[DATASET][:config.grid_images]]
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary_methods: dict[str, Any] = {}
-    # Open every method before scoring any, so a bad spec fails in seconds, not after an hour of scoring.
-    blurrers = [open_blurrer(spec, settings, name=name, mode=config.mode, device=config.device, threads=threads)
-                for name, spec in methods]
-    for (name, spec), blurrer in zip(methods, blurrers):
-        metrics_by_res, latency = {}, {}
-        for res, items in cases.items():
-            for _ in range(config.warmup):
-                blurrer(items[0].image, items[0].faces)
-            scores = Scores()
-            for k, case in enumerate(items):
-                out = _score_case(blurrer, case, settings, scores, recognizer, embeddings.get(res, {}).get(k))
-                if res == DATASET and k < len(grid):
-                    grid[k]["outputs"][name] = out
-            metrics_by_res[res] = _summarise(scores, reid_off)
-            latency[res] = _latency(scores)
-            if config.progress:
-                print(f"compare: {name} on {len(items)} {res} images: mse {metrics_by_res[res]['mse'][ALL]:.4g}, "
-                      f"coverage {metrics_by_res[res]['coverage'][ALL]:.3g}, "
-                      f"{latency[res]['ms_per_image']:.3g} ms/image", file=sys.stderr, flush=True)
-        hw = cases[DATASET][0].image.shape[:2]
-        cost = _model_cost(spec, blurrer, hw)
-        cost.update({"ms_per_image": latency[DATASET]["ms_per_image"],
-                     "ms_per_megapixel": latency[DATASET]["ms_per_megapixel"], "threads": threads})
-        if ORIGINAL in latency:
-            cost.update({"ms_per_image_original": latency[ORIGINAL]["ms_per_image"],
-                         "ms_per_megapixel_original": latency[ORIGINAL]["ms_per_megapixel"]})
-        summary_methods[name] = {"spec": spec, "kind": _kind(spec), "metrics": metrics_by_res, "cost": cost}
 
+def _score_method(config: CompareConfig, name: str, spec: str, blurrer, cases: dict[str, list[Case]],
+                  settings: BlurSettings, reid: _Reid, grid: list[dict], threads: int) -> dict[str, Any]:
+    """Score one method on every case (filling its column of the grid); returns its summary entry."""
+    metrics_by_res, latency = {}, {}
+    for res, items in cases.items():
+        for _ in range(config.warmup):
+            blurrer(items[0].image, items[0].faces)
+        scores = Scores()
+        for k, case in enumerate(items):
+            out = _score_case(blurrer, case, settings, scores, reid.recognizer, reid.embeddings.get(res, {}).get(k))
+            if res == DATASET and k < len(grid):
+                grid[k]["outputs"][name] = out
+        metrics_by_res[res] = _summarise(scores, reid.off_reason)
+        latency[res] = _latency(scores)
+        if config.progress:
+            print(f"compare: {name} on {len(items)} {res} images: mse {metrics_by_res[res]['mse'][ALL]:.4g}, "
+                  f"coverage {metrics_by_res[res]['coverage'][ALL]:.3g}, "
+                  f"{latency[res]['ms_per_image']:.3g} ms/image", file=sys.stderr, flush=True)
+    hw = cases[DATASET][0].image.shape[:2]
+    cost = _model_cost(spec, blurrer, hw)
+    cost.update({"ms_per_image": latency[DATASET]["ms_per_image"],
+                 "ms_per_megapixel": latency[DATASET]["ms_per_megapixel"], "threads": threads})
+    if ORIGINAL in latency:
+        cost.update({"ms_per_image_original": latency[ORIGINAL]["ms_per_image"],
+                     "ms_per_megapixel_original": latency[ORIGINAL]["ms_per_megapixel"]})
+    return {"spec": spec, "kind": _kind(spec), "metrics": metrics_by_res, "cost": cost}
+
+
+def _summary(config: CompareConfig, root: Path, manifest: dict, settings: BlurSettings,
+             cases: dict[str, list[Case]], threads: int, reid: _Reid, skipped: list[str],
+             methods: dict[str, Any]) -> dict[str, Any]:
+    """summary.json: what was compared, on what, on which machine, and every method's scores."""
     first = cases[DATASET][0].image.shape
-    summary = {
+    return {
         "unetblur_version": __version__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "dataset": str(root), "split": config.split,
@@ -504,18 +539,22 @@ def compare(config: CompareConfig) -> Path:
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "platform": platform.platform()},
         "versions": versions(),
-        "reid": "dlib face recognition ResNet, threshold 0.6, faces >= 48 px" if reid_on else reid_off,
+        "reid": "dlib face recognition ResNet, threshold 0.6, faces >= 48 px" if reid.on else reid.off_reason,
         "config": to_dict(config),
         "skipped": skipped,
-        "methods": summary_methods,
+        "methods": methods,
     }
-    summary = _json_value(summary)
+
+
+def _write_outputs(config: CompareConfig, summary: dict, out_dir: Path, grid: list[dict], names: list[str]) -> None:
+    """summary.json, results.csv, the graphs (the qualitative grid, training curves of ``runs``) and the report."""
+    from . import plots, report
+
     write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     _write_csv(out_dir / "results.csv", results_rows(summary))
     graphs = plots.plot_summary(summary, out_dir)
     if grid and grid[0]["outputs"]:
-        graphs["Qualitative grid"] = plots.plot_grid(grid, [n for n, _ in methods], out_dir / "grid.png")
+        graphs["Qualitative grid"] = plots.plot_grid(grid, names, out_dir / "grid.png")
     for run in config.runs:
         graphs.update(plots.plot_run(run, out_dir))
     report.write_reports(summary, out_dir, graphs)
-    return out_dir
