@@ -1,7 +1,9 @@
-"""Media plumbing of ``unetblur blur``: input kinds, output names, ffmpeg video I/O, audio, fail-closed frames.
+"""The video edge of ``unetblur blur`` (``unetblur/video.py``): ffmpeg probing, reading, writing,
+audio muxing, webcam names.
 
 Videos are made on the fly with the ffmpeg that imageio-ffmpeg ships (lavfi testsrc + sine): tiny
-(96×64, 10 frames), a second each. Helpers here are shared with ``test_blur_command.py``.
+(96×64, 10 frames), a second each. The helpers here (``make_video``, ``streams``, ``red_face_onnx``)
+are shared with ``test_anonymise.py``, ``test_operating_point.py`` and ``test_privacy.py``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unetblur.anonymise.frames import fail_closed
-from unetblur.anonymise.plan import default_output, input_kind, iter_media, parse_shard, stream_output_name
-from unetblur.errors import BadInputError, UnetblurError
+from unetblur.errors import BadInputError
 from unetblur.video import VideoReader, VideoWriter, count_frames, ffmpeg_exe, mux_audio, parse_webcam, probe_video
-from unetblur.runtime.base import BlurResult
+
 
 
 def make_video(path: Path, *, audio: bool = True, size: str = "96x64", rate: str = "10", frames: int = 10) -> Path:
@@ -74,72 +74,6 @@ def red_face_onnx(path: Path) -> Path:
 
 # --------------------------------------------------------------------------- inputs and names
 
-
-@pytest.mark.parametrize("text, kind", [("webcam", "webcam"), ("webcam:2", "webcam"), ("rtsp://cam/1", "stream"),
-                                        ("http://host/live.m3u8", "stream")])
-def test_live_sources_are_recognised_by_name(text, kind):
-    assert input_kind(text) == kind
-
-
-def test_files_and_folders_are_recognised_by_what_they_are(tmp_path):
-    (tmp_path / "a.jpg").write_bytes(b"x")
-    (tmp_path / "b.MP4").write_bytes(b"x")
-    assert input_kind(str(tmp_path / "a.jpg")) == "image"
-    assert input_kind(str(tmp_path / "b.MP4")) == "video"
-    assert input_kind(str(tmp_path)) == "folder"
-
-
-def test_a_missing_input_is_a_bad_input(tmp_path):
-    with pytest.raises(BadInputError, match="not found"):
-        input_kind(str(tmp_path / "nope.jpg"))
-
-
-def test_an_unsupported_file_type_is_a_bad_input(tmp_path):
-    (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(BadInputError, match="unsupported file type .txt"):
-        input_kind(str(tmp_path / "notes.txt"))
-
-
-def test_webcam_index_is_parsed():
-    assert parse_webcam("webcam") == 0 and parse_webcam("webcam:3") == 3 and parse_webcam("webcamx") is None
-
-
-def test_default_output_is_stem_blurred_beside_the_input_or_in_the_output_folder(tmp_path):
-    assert default_output(tmp_path / "x" / "photo.jpg") == tmp_path / "x" / "photo_blurred.jpg"
-    assert default_output("clip.mov", tmp_path) == tmp_path / "clip_blurred.mov"
-
-
-def test_stream_recordings_are_named_after_the_source():
-    assert stream_output_name("webcam:1") == "webcam1_blurred.mp4"
-    assert stream_output_name("rtsp://user@10.0.0.5:554/live") == "user_10_0_0_5_554_blurred.mp4"
-
-
-def test_iter_media_walks_lazily_skipping_hidden_files_and_the_output_folder(tmp_path):
-    for rel in ("a.jpg", "sub/b.png", "sub/c.mp4", ".hidden.jpg", "out/d.jpg", "notes.txt"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(b"x")
-    found = [p.relative_to(tmp_path).as_posix() for p in iter_media(tmp_path, recursive=True, skip=tmp_path / "out")]
-    assert found == ["a.jpg", "sub/b.png", "sub/c.mp4"]
-    assert [p.name for p in iter_media(tmp_path, recursive=False)] == ["a.jpg"]
-
-
-@pytest.mark.parametrize("text, expected", [(None, None), ("1/4", (1, 4)), ("0/1", (0, 1))])
-def test_shards_are_parsed(text, expected):
-    assert parse_shard(text) == expected
-
-
-def test_shard_auto_reads_the_launchers_rank(monkeypatch):
-    monkeypatch.setenv("RANK", "2")
-    monkeypatch.setenv("WORLD_SIZE", "8")
-    assert parse_shard("auto") == (2, 8)
-
-
-@pytest.mark.parametrize("text", ["4/4", "x/2", "1"])
-def test_bad_shards_are_refused(text):
-    with pytest.raises(UnetblurError, match="shard"):
-        parse_shard(text)
-
-
 # --------------------------------------------------------------------------- video
 
 
@@ -196,31 +130,5 @@ def test_odd_frame_sizes_are_encoded(tmp_path):
     assert count_frames(tmp_path / "odd.mp4") == 3
 
 
-# --------------------------------------------------------------------------- fail closed
-
-
-class FailsOnSecondFrame:
-    name = "flaky"
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, image, faces=None):
-        self.calls += 1
-        if self.calls == 2:
-            raise RuntimeError("inference failed")
-        return BlurResult(image // 2)
-
-
-def test_a_frame_whose_inference_fails_is_written_black_never_passed_through():
-    frames = [np.full((8, 8, 3), 200, np.uint8) for _ in range(3)]
-    errors = []
-    out = [image for image, _ in fail_closed(frames, FailsOnSecondFrame(), errors.append)]
-    assert [int(o.max()) for o in out] == [100, 0, 100]
-    assert len(errors) == 1
-
-
-def test_a_blurrer_returning_a_wrong_sized_image_counts_as_a_failure():
-    wrong = lambda image, faces=None: BlurResult(image[:4])  # noqa: E731
-    (out, result), = fail_closed([np.full((8, 8, 3), 200, np.uint8)], wrong)
-    assert out.max() == 0 and out.shape == (8, 8, 3) and result is None
+def test_webcam_index_is_parsed():
+    assert parse_webcam("webcam") == 0 and parse_webcam("webcam:3") == 3 and parse_webcam("webcamx") is None
