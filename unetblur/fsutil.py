@@ -92,20 +92,30 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _stale_entries(folder: str | os.PathLike, pattern: re.Pattern, want_dir: bool) -> list[os.DirEntry]:
+    """Entries of ``folder`` (files, or folders with ``want_dir``) whose name ``pattern`` matches with the
+    owner's pid (group 1) and host (group 2), and whose owner is a dead process of this host."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        m = pattern.match(entry.name)
+        kind_ok = entry.is_dir(follow_symlinks=False) if want_dir else entry.is_file(follow_symlinks=False)
+        if m and kind_ok and _is_stale(m.group(1), m.group(2)):
+            stale.append(entry)
+    return stale
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Delete temporaries that :func:`atomic_path` left in ``folder`` when its process was killed
     (SIGKILL, power loss). Temporaries of live processes are kept. Returns what was removed."""
     removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        m = _TEMP_NAME.match(entry.name)
-        if m and entry.is_file(follow_symlinks=False) and _is_stale(m.group(1), m.group(2)):
-            with contextlib.suppress(OSError):
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+    for entry in _stale_entries(folder, _TEMP_NAME, want_dir=False):
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
     return removed
 
 
@@ -135,10 +145,11 @@ def remove_stale_work_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]
 
     removed = []
     pattern = re.compile(re.escape(prefix) + r"(\d+)(?:@([A-Za-z0-9]+))?-[^/]*$")
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
+    for entry in _stale_entries(parent, pattern, want_dir=True):
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.exists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
     for entry in entries:
         m = pattern.match(entry.name)
         if m and entry.is_dir(follow_symlinks=False) and _is_stale(m.group(1), m.group(2)):
