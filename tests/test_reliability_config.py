@@ -108,32 +108,28 @@ def test_an_unknown_command_or_flag_is_exit_2_with_one_line(capsys):
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_an_unexpected_exception_is_exit_3_with_one_line_and_no_traceback(monkeypatch, capsys):
+def _run_a_verb_that_raises(exc: BaseException, monkeypatch, capsys):
+    """Run the CLI with a verb whose handler raises ``exc``: (exit code, stdout, stderr)."""
     from unetblur import cli
 
     def boom(args):
-        raise ZeroDivisionError("bug")
+        raise exc
 
     parser = cli.build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     monkeypatch.setattr(parser, "parse_args", lambda argv: type("A", (), {"func": staticmethod(boom)})())
     monkeypatch.delenv("UNETBLUR_DEBUG", raising=False)
-    code, _, err = bad.run_cli(["x"], capsys)
+    return bad.run_cli(["x"], capsys)
+
+
+def test_an_unexpected_exception_is_exit_3_with_one_line_and_no_traceback(monkeypatch, capsys):
+    code, _, err = _run_a_verb_that_raises(ZeroDivisionError("bug"), monkeypatch, capsys)
     assert code == EXIT_INTERNAL
     assert "internal error: ZeroDivisionError: bug" in err and "Traceback" not in err
 
 
 def test_an_internal_error_with_a_long_message_still_prints_one_line(monkeypatch, capsys):
-    from unetblur import cli
-
-    def boom(args):
-        raise RuntimeError("\nfirst real line\nsecond line\n\nthird")
-
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    monkeypatch.setattr(parser, "parse_args", lambda argv: type("A", (), {"func": staticmethod(boom)})())
-    monkeypatch.delenv("UNETBLUR_DEBUG", raising=False)
-    code, _, err = bad.run_cli(["x"], capsys)
+    code, _, err = _run_a_verb_that_raises(RuntimeError("\nfirst real line\nsecond line\n\nthird"), monkeypatch, capsys)
     assert code == EXIT_INTERNAL
     assert err.strip().splitlines() == ["unetblur: internal error: RuntimeError: first real line "
                                         "(set UNETBLUR_DEBUG=1 for details)"]
