@@ -94,3 +94,12 @@ def test_the_privacy_command_writes_the_table_and_refuses_a_dataset_without_sour
     (tmp_path / "bare").mkdir()
     assert main(["privacy", "--data", str(tmp_path / "bare"), "--method", "n=--model identity"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_blurring_the_ground_truth_boxes_covers_every_face_and_leaves_the_background(dataset, tmp_path):
+    methods = (f"boxes=--model file:{dataset / 'boxes.json'}",)
+    out = photo_benchmark(PhotoBenchConfig(data=str(dataset / "ds"), methods=methods, out=str(tmp_path / "run"),
+                                           reid=False, warmup=0, sheets=0, progress=False),
+                          [parse_method(m) for m in methods])
+    boxes = json.loads((out / "results.json").read_text())["methods"]["boxes"]
+    assert boxes["coverage"]["all"] == 1.0 and boxes["bg_changed"] == 0.0

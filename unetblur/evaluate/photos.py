@@ -136,7 +136,7 @@ def _time_one(blurrer, photo: Photo, scratch: Path):
 
     start = time.perf_counter()
     image = read_image(photo.path)
-    result = anonymised(blurrer, image)
+    result = anonymised(blurrer, image, source=str(photo.path))
     write_image(scratch / f"out{photo.path.suffix.lower() or '.png'}", result.image)
     return image, result.image, (time.perf_counter() - start) * 1000.0
 
