@@ -124,6 +124,15 @@ def test_dilate_grows_the_blurred_region():
     assert grown > plain
 
 
+def test_grow_scales_the_found_face_and_the_blurred_region_about_its_centre():
+    img = scene()
+    plain = CompositingBlurrer(RedFaceModel())(img)
+    grown = CompositingBlurrer(RedFaceModel(), grow=1.5)(img)
+    (a,), (b,) = plain.faces, grown.faces
+    assert b.width == pytest.approx(1.5 * a.width, rel=0.02) and b.center == pytest.approx(a.center, abs=0.5)
+    assert grown.mask.sum() > 1.8 * plain.mask.sum()
+
+
 def test_an_image_without_faces_is_returned_unchanged():
     img = scene(faces=())
     result = CompositingBlurrer(RedFaceModel())(img)

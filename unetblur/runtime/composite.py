@@ -51,6 +51,9 @@ class CompositingBlurrer:
             masks OR-ed. ``(1.0, 0.5)`` adds a half-resolution pass that sees faces larger than the
             network's receptive field at a size it was trained on.
         dilate: grow the face mask by this many full-resolution pixels before blurring (safety margin).
+        grow: scale each found face about its centre by this factor (≥ 1) before it is blurred: a
+            model whose masks cover only the middle of a face (a small student) still blurs all of
+            it, and the blur's strength follows the grown face. Part of a model's operating point.
         min_area: components smaller than this many working-resolution pixels are noise and dropped.
         region: ``face`` or ``mask`` (see :data:`REGIONS`).
         diff_threshold: 0-255 threshold of the difference mask for models without a mask channel.
@@ -64,7 +67,7 @@ class CompositingBlurrer:
     """
 
     def __init__(self, model: ImageModel, settings: BlurSettings | None = None, *, working_size: int | None = None,
-                 threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, min_area: int = 4,
+                 threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, grow: float = 1.0, min_area: int = 4,
                  region: str = "face", diff_threshold: int = 8, close: int | None = None,
                  name: str | None = None):
         if working_size is not None and working_size < 16:
@@ -76,6 +79,8 @@ class CompositingBlurrer:
             raise UnetblurError(f"scales must be in (0, 1] (fractions of the working size), got {list(scales)}")
         if dilate < 0:
             raise UnetblurError(f"dilate must be a number of pixels ≥ 0, got {dilate}")
+        if not 1.0 <= grow <= 4.0:
+            raise UnetblurError(f"grow must be a factor between 1 and 4, got {grow}")
         if region not in REGIONS:
             raise UnetblurError(f"region {region!r} is unknown; choose one of {', '.join(REGIONS)}")
         self.model = model
@@ -84,6 +89,7 @@ class CompositingBlurrer:
         self.threshold = float(threshold)
         self.scales = scales
         self.dilate = int(dilate)
+        self.grow = float(grow)
         self.min_area = int(min_area)
         self.region = region
         self.diff_threshold = int(diff_threshold)
@@ -170,9 +176,10 @@ class CompositingBlurrer:
 
     def face_from_box(self, box: tuple[int, int, int, int], score: float) -> Face:
         """The face a component box implies: the box shrunk by ``mask_scale`` about its centre (the
-        blur_faces masks the model learned are the face ellipse/box grown by ``mask_scale``)."""
+        blur_faces masks the model learned are the face ellipse/box grown by ``mask_scale``), then
+        grown by ``grow``."""
         x1, y1, x2, y2 = box
-        s = self.settings.mask_scale
+        s = self.settings.mask_scale / self.grow
         cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / (2 * s), (y2 - y1) / (2 * s)
         return Face(cx - hw, cy - hh, cx + hw, cy + hh, score)
 

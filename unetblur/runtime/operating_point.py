@@ -18,7 +18,8 @@ from ..errors import UnetblurError
 #: ONNX metadata key holding the operating point as JSON.
 META_OPERATING_POINT = "operating_point"
 #: Composite settings of a model without an operating point. working_size 0 = native resolution.
-COMPOSITE_DEFAULTS: dict[str, Any] = {"working_size": 1920, "threshold": 0.5, "scales": (1.0,), "dilate": 0}
+COMPOSITE_DEFAULTS: dict[str, Any] = {"working_size": 1920, "threshold": 0.5, "scales": (1.0,), "dilate": 0,
+                                      "grow": 1.0}
 
 
 def parse_operating_point(value: Any, where: str = "operating point") -> dict[str, Any]:
@@ -60,7 +61,7 @@ def composite_options(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_operating_point_flag(text: str) -> dict[str, Any]:
-    """``"working_size=320,threshold=0.4,scales=1/0.5"`` (the ``--operating-point`` flag) → a validated point."""
+    """``"working_size=320,threshold=0.4,grow=1.3,scales=1/0.5"`` (the ``--operating-point`` flag) → a validated point."""
     point: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in str(text).split(","))):
         key, sep, value = item.partition("=")
@@ -68,7 +69,7 @@ def parse_operating_point_flag(text: str) -> dict[str, Any]:
             raise UnetblurError(f"--operating-point {text!r}: expected KEY=VALUE pairs, e.g. working_size=320,threshold=0.4")
         try:
             point[key.strip()] = ([float(v) for v in value.split("/")] if key.strip() == "scales"
-                                  else float(value) if key.strip() == "threshold" else int(value))
+                                  else float(value) if key.strip() in ("threshold", "grow") else int(value))
         except ValueError:
             raise UnetblurError(f"--operating-point: {item!r} is not a number") from None
     return parse_operating_point(point, "--operating-point")
