@@ -6,6 +6,7 @@ import argparse
 import shlex
 
 from ..errors import UnetblurError
+from ._config import add_config_flags, config_from_args
 
 
 def register(sub) -> None:
@@ -18,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder(s) made by `unetblur data build`, DIR or DIR1,DIR2")
     p.add_argument("--method", dest="methods", action="append", default=None, metavar="NAME=FLAGS",
                    help="a row of the table: NAME=the `unetblur blur` flags it runs with (repeatable)")
-    p.add_argument("--config", action="append", default=[], metavar="YAML", help="YAML config delta (repeatable)")
+    add_config_flags(p)
     p.add_argument("--split", help="which split's photos: test (held out, default) or val (to pick settings)")
     p.add_argument("--limit", type=int, help="at most this many photos per dataset folder (default all)")
     p.add_argument("--out", help="output folder (default runs/privacy)")
@@ -29,9 +30,6 @@ def register(sub) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="one line per method on stderr (default on)")
     p.set_defaults(func=run)
-
-
-FIELDS = ("data", "methods", "split", "limit", "out", "reid", "warmup", "sheets", "progress")
 
 
 def _blur_parser() -> argparse.ArgumentParser:
@@ -53,7 +51,6 @@ def _blur_parser() -> argparse.ArgumentParser:
 def parse_method(text: str):
     """``"NAME=FLAGS"`` → ``(name, BlurConfig)``: the configuration ``unetblur blur FLAGS`` would run."""
     from ..anonymise import BlurConfig
-    from ._config import config_from_args
 
     name, sep, flags = str(text).partition("=")
     name = name.strip()
@@ -69,10 +66,11 @@ def parse_method(text: str):
 def run(args) -> int:
     import sys
 
-    from ..config import load_config
     from ..evaluate.photos import PhotoBenchConfig, photo_benchmark
 
-    cfg = load_config(PhotoBenchConfig, args.config, {k: getattr(args, k) for k in FIELDS})
+    cfg = config_from_args(PhotoBenchConfig, args)
+    if cfg is None:
+        return 0
     out = photo_benchmark(cfg, [parse_method(m) for m in cfg.methods])
     print(f"privacy table: {out / 'table.md'}", file=sys.stderr)
     return 0
