@@ -307,9 +307,10 @@ def render_table(summary: dict) -> str:
         f"{summary['photos']} whole photos at native resolution ({summary['faces']} faces) from `{summary['data']}`; "
         f"each method run as `unetblur blur` runs it; {summary['machine']['cpu_count']} CPU cores, backend "
         "default threads; time = decode + anonymise + encode (median per photo after warm-up).",
-        f"coverage = share of faces with detail_removed ≥ 0.8, by face width in original pixels (faces per bucket "
-        f"in brackets). reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
-        f"(chance {_fmt(1 / summary['gallery_size'], 4) if summary['gallery_size'] else '—'}); reid: {summary['reid']}.",
+        "coverage = share of faces with detail_removed ≥ 0.8, by face width in original pixels (faces per bucket "
+        "in brackets). " + (f"reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
+                            f"(chance {_fmt(1 / summary['gallery_size'], 4)})." if summary["gallery_size"]
+                            else f"reid: {summary['reid']}."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
