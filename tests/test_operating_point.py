@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from unetblur.anonymise import BlurConfig, open_blurrer_for

@@ -9,10 +9,8 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 

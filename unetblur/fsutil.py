@@ -150,13 +150,6 @@ def remove_stale_work_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]
         if not os.path.exists(entry.path):
             removed.append(Path(entry.path))
     return removed
-    for entry in entries:
-        m = pattern.match(entry.name)
-        if m and entry.is_dir(follow_symlinks=False) and _is_stale(m.group(1), m.group(2)):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            if not os.path.exists(entry.path):
-                removed.append(Path(entry.path))
-    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

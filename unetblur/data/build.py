@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +49,7 @@ from ..errors import BadInputError, UnetblurError
 from ..faces import Face, write_faces_jsonl
 from ..fsutil import make_work_dir, refuse_overlap, write_text_atomic
 from ..io import list_images, read_image, write_image
-from .annotations import Annotations, find_annotations, read_annotations
+from .annotations import find_annotations, read_annotations
 from .layout import FACES, MANIFEST, SPLITS, split_dirs
 
 
