@@ -204,46 +204,25 @@ def _dataset_cases(root: Path, split: str, limit: int, records: dict, settings: 
     return cases
 
 
-def _original_cases(root: Path, manifest: dict, split: str, limit: int, records: dict, settings: BlurSettings,
-                    skipped: list[str]) -> list[Case]:
-    """Full-resolution cases: each original with its source faces; target = ``blur_faces`` at full size."""
-    # `data build` records the photo folder as "source"; a hand-made manifest may say "source_root".
-    source_root = manifest.get("source_root") or manifest.get("source")
-    if not source_root:
-        return []
-    source_root = Path(source_root)
-    if not source_root.is_absolute():
-        source_root = root / source_root
-    if not source_root.is_dir():
-        return []
-    # In crops mode each record holds only the faces of its window: an original's faces are the
-    # union over every record made from it (deduplicated by box).
-    faces_of_source: dict[str, dict[tuple, Face]] = {}
-    for rec in records.values():
-        if rec.get("source"):
-            bucket = faces_of_source.setdefault(str(rec["source"]), {})
-            for f in _faces_of(rec, "source_faces"):
-                bucket.setdefault(tuple(round(v, 1) for v in f.box), f)
-    cases, seen = [], set()
-    for sample in list_samples(root, split):
+def _original_cases(root: Path, split: str, limit: int, settings: BlurSettings, skipped: list[str]) -> list[Case]:
+    """Full-resolution cases: each original (:func:`~unetblur.evaluate.photos.original_photos`) with its
+    source faces; target = ``blur_faces`` at full size."""
+    from .photos import original_photos
+
+    cases = []
+    for photo in original_photos(root, split):
         if limit and len(cases) >= limit:
             break
-        rec = records.get((split, sample.stem))
-        if not rec or not rec.get("source") or rec["source"] in seen:
-            continue  # crops of one photo share their original: score it once
-        seen.add(rec["source"])
-        path = Path(rec["source"])
-        path = path if path.is_absolute() else source_root / path
+        if not photo.path.is_file():
+            continue
         try:
-            image = read_image(path)
+            image = read_image(photo.path)
         except BadInputError as exc:
             skipped.append(str(exc))
             continue
-        # Unclipped, as the dataset build blurs them, so the ellipse of a face at the border is the same.
-        faces = [f for f in faces_of_source[str(rec["source"])].values() if f.is_valid()]
-        target, mask = blur_faces(image, faces, settings)
-        cases.append(Case(f"{split}/{sample.stem} (original)", image, target, (mask > 127).astype(np.uint8),
-                          faces, [f.width for f in faces]))
+        target, mask = blur_faces(image, photo.faces, settings)
+        cases.append(Case(f"{split}/{photo.path.stem} (original)", image, target, (mask > 127).astype(np.uint8),
+                          photo.faces, [f.width for f in photo.faces]))
     return cases
 
 
@@ -465,8 +444,7 @@ def _load_cases(config: CompareConfig, root: Path, manifest: dict, settings: Blu
     if not cases[DATASET]:
         raise UnetblurError(f"{root}: no readable images in {config.split}/ to compare on")
     if config.full_res:
-        originals = _original_cases(root, manifest, config.split, config.full_res_limit or config.limit,
-                                    records, settings, skipped)
+        originals = _original_cases(root, config.split, config.full_res_limit or config.limit, settings, skipped)
         if originals:
             cases[ORIGINAL] = originals
     return cases

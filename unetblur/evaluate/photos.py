@@ -97,31 +97,41 @@ class MethodScores:
 
 # --------------------------------------------------------------------------- photos
 
-def held_out_photos(data: str, split: str = "test", limit: int = 0) -> list[Photo]:
-    """The original photos behind ``split`` of each dataset folder, with their faces in original pixels.
+def original_photos(root: Path, split: str) -> list[Photo]:
+    """The original photos behind ``split`` of one dataset folder, with their faces in original pixels,
+    sorted by source path; [] when the dataset does not name its originals (a hand-made folder).
 
-    A photo that several records come from (crops mode) is listed once, with the union of their faces.
+    A photo that several records come from (crops mode) is listed once, with the union of their faces
+    (deduplicated by box); faces are kept unclipped, as the dataset build blurs them.
     """
+    manifest = read_manifest(root)
+    source_root = manifest.get("source_root") or manifest.get("source")
+    if not source_root or not (root / FACES).is_file():
+        return []
+    source_root = Path(source_root) if Path(source_root).is_absolute() else root / source_root
+    by_source: dict[str, dict[tuple, Face]] = {}
+    for rec in iter_faces_jsonl(root / FACES):
+        if rec.get("split") != split or not rec.get("source"):
+            continue
+        faces = by_source.setdefault(str(rec["source"]), {})
+        for f in rec.get("source_faces") or []:
+            face = f if isinstance(f, Face) else Face.from_dict(f)
+            if face.is_valid():
+                faces.setdefault(tuple(round(v, 1) for v in face.box), face)
+    return [Photo(f"{root.name}/{key}", source_root / key, list(faces.values()))
+            for key, faces in sorted(by_source.items())]
+
+
+def held_out_photos(data: str, split: str = "test", limit: int = 0) -> list[Photo]:
+    """:func:`original_photos` of each dataset folder in ``data`` (``DIR`` or ``DIR1,DIR2``), at most
+    ``limit`` per folder (0 = all)."""
     photos: list[Photo] = []
     for root in dataset_folders(data):
-        manifest = read_manifest(root)
-        source_root = manifest.get("source_root") or manifest.get("source")
-        if not source_root or not (root / FACES).is_file():
+        found = original_photos(root, split)
+        if not found and not read_manifest(root).get("source"):
             raise UnetblurError(f"{root}: no manifest source or {FACES}; the full-photo protocol needs a dataset "
                                 "made by `unetblur data build` (it names each photo's original)")
-        source_root = Path(source_root) if Path(source_root).is_absolute() else root / source_root
-        by_source: dict[str, dict[tuple, Face]] = {}
-        for rec in iter_faces_jsonl(root / FACES):
-            if rec.get("split") != split or not rec.get("source"):
-                continue
-            faces = by_source.setdefault(str(rec["source"]), {})
-            for f in rec.get("source_faces") or []:
-                face = f if isinstance(f, Face) else Face.from_dict(f)
-                if face.is_valid():
-                    faces.setdefault(tuple(round(v, 1) for v in face.box), face)
-        keys = sorted(by_source)[:limit] if limit else sorted(by_source)
-        for key in keys:
-            photos.append(Photo(f"{root.name}/{key}", source_root / key, list(by_source[key].values())))
+        photos += found[:limit] if limit else found
     if not photos:
         raise UnetblurError(f"--data {data}: no photos in the {split!r} split")
     return photos
