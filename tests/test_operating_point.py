@@ -6,8 +6,8 @@ import pytest
 
 from unetblur.anonymise import BlurConfig, open_blurrer_for
 from unetblur.errors import UnetblurError
-from unetblur.runtime.operating_point import (COMPOSITE_DEFAULTS, composite_options, parse_operating_point_flag,
-                                              write_operating_point)
+from unetblur.deploy.onnx_export import set_metadata
+from unetblur.runtime.operating_point import COMPOSITE_DEFAULTS, composite_options, parse_operating_point_flag
 
 from test_media import red_face_onnx
 
@@ -15,7 +15,11 @@ from test_media import red_face_onnx
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
     path = red_face_onnx(tmp_path_factory.mktemp("op") / "student.onnx")
-    write_operating_point(path, {"working_size": 40, "threshold": 0.7})
+    import onnx
+
+    model = onnx.load(str(path))
+    set_metadata(model, {"operating_point": '{"working_size": 40, "threshold": 0.7}'})
+    onnx.save(model, str(path))
     return str(path)
 
 

@@ -74,18 +74,3 @@ def parse_operating_point_flag(text: str) -> dict[str, Any]:
             raise UnetblurError(f"--operating-point: {item!r} is not a number") from None
     return parse_operating_point(point, "--operating-point")
 
-
-def write_operating_point(path, point: Mapping[str, Any]) -> None:
-    """Store ``point`` in an ONNX file's ``metadata_props`` (rewritten atomically; needs the ``onnx`` package)."""
-    import onnx
-
-    from ..fsutil import atomic_path
-
-    point = parse_operating_point(dict(point))
-    model = onnx.load(str(path))
-    keep = [(p.key, p.value) for p in model.metadata_props if p.key != META_OPERATING_POINT]
-    del model.metadata_props[:]
-    for key, value in keep + [(META_OPERATING_POINT, json.dumps(point, sort_keys=True))]:
-        model.metadata_props.add(key=key, value=value)
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
