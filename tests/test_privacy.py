@@ -103,3 +103,40 @@ def test_blurring_the_ground_truth_boxes_covers_every_face_and_leaves_the_backgr
                           [parse_method(m) for m in methods])
     boxes = json.loads((out / "results.json").read_text())["methods"]["boxes"]
     assert boxes["coverage"]["all"] == 1.0 and boxes["bg_changed"] == 0.0
+
+
+def _mask_recall_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "experiments" / "full_photo" / "mask_recall.py"
+    spec = importlib.util.spec_from_file_location("mask_recall", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost(tmp_path):
+    from unetblur.evaluate.photos import Photo
+    from unetblur.faces import Face
+    from unetblur.io import write_image
+
+    mask_recall = _mask_recall_script()
+    path = tmp_path / "photo.png"
+    write_image(path, np.zeros((200, 400, 3), np.uint8))
+    found, missed = Face(20, 20, 60, 60, 1.0), Face(200, 100, 300, 200, 1.0)   # 40 px and 100 px wide
+
+    class HalfSizeMask:
+        """Sees the photo at working size 200 (scale 0.5): only the first face, and one background pixel."""
+        def predict(self, image):
+            assert image.shape[:2] == (100, 200)
+            mask = np.zeros(image.shape[:2], np.float32)
+            mask[15:25, 15:25] = 0.6
+            mask[0, 199] = 0.9
+            return image, mask
+
+    widths, peaks, background = mask_recall.face_peaks(HalfSizeMask(), [Photo("p", path, [found, missed])], 200)
+    assert list(widths) == [40, 100] and list(peaks) == pytest.approx([0.6, 0.0])
+    table = mask_recall.render(widths, peaks, background)
+    assert "| 32-64 | 1 | 1.00 | 1.00 | 0.00 |" in table and "| 64-128 | 1 | 0.00 | 0.00 | 0.00 |" in table
+    outside = 200 * 100 - 31 * 31 - 76 * 63          # the photo less each face box grown 1.5× (the second clipped)
+    assert background[0, 2] == pytest.approx(1 / outside, rel=0.05)

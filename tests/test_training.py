@@ -22,7 +22,8 @@ from unetblur.errors import UnetblurError
 from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
-from unetblur.training.losses import ReconstructionLoss, face_weighted_mse, mask_loss, soft_dice_loss
+from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
+                                      face_weighted_mse, mask_loss, soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
 from conftest import write_tiny_dataset
@@ -218,6 +219,31 @@ def test_dice_penalises_a_missed_small_face_far_more_than_bce_does():
     missed = torch.full_like(mask, 0.01)
     parts = mask_loss(missed, mask, "bce_dice")
     assert parts["loss_mask_dice"] > 0.9 > 10 * parts["loss_mask_bce"]
+
+
+def test_balance_weights_lift_each_small_face_to_a_reference_face_and_leave_the_rest_at_one():
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[0, :, 2:6, 2:6] = 1          # 16 px: capped
+    mask[0, :, 20:40, 20:40] = 1      # 400 px: area / 400
+    mask[1, :, 10:60, 10:60] = 1      # 2,500 px: larger than the reference, weight 1
+    w = face_balance_weights(mask)
+    assert w[0, 0, 3, 3] == BALANCE_CAP
+    assert w[0, 0, 30, 30] == pytest.approx(BALANCE_AREA / 400)
+    assert w[1, 0, 30, 30] == 1.0 and w[0, 0, 10, 50] == 1.0 and w[1, 0, 0, 0] == 1.0
+
+
+def test_balanced_loss_costs_a_missed_small_face_more_than_the_pooled_one_does():
+    # A large face found and a small one missed: pooled over the batch, Dice barely notices the miss.
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 4:8, 4:8] = 1
+    mask[..., 20:60, 20:60] = 1
+    pred = mask.clone()
+    pred[..., 4:8, 4:8] = 0.01
+    pooled, balanced = mask_loss(pred, mask, "bce_dice"), mask_loss(pred, mask, "bce_dice_balanced")
+    assert balanced["loss_mask_dice"] > 4 * pooled["loss_mask_dice"]
+    assert balanced["loss_mask_bce"] > 4 * pooled["loss_mask_bce"]
+    perfect = mask_loss(mask, mask, "bce_dice_balanced")
+    assert perfect["loss_mask_dice"] == pytest.approx(0.0, abs=1e-3)
 
 
 def test_unknown_mask_loss_is_refused_with_the_choices():

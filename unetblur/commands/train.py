@@ -24,8 +24,9 @@ def register(sub) -> None:
                                    "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
     p.add_argument("--mask-weight", type=float, help="weight of the mask channel's loss (default 0.1)")
-    p.add_argument("--mask-loss", choices=("bce", "bce_dice"),
-                   help="mask channel loss: bce (default) or bce_dice (adds soft Dice: recall of small faces)")
+    p.add_argument("--mask-loss", choices=("bce", "bce_dice", "bce_dice_balanced"),
+                   help="mask channel loss: bce (default), bce_dice (adds soft Dice: recall of small faces) or "
+                        "bce_dice_balanced (both, each small face weighted as a ~30-px one)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")

@@ -51,8 +51,9 @@ class TrainConfig:
     data: str = ""                       # dataset folder in the DESIGN.md §4 layout, or several as DIR1,DIR2
     model: str = "teacher"               # preset name, smp:<encoder>, or a YAML/JSON file holding a UNetSpec
     mask_channel: bool = False           # extra output channel trained against *_mask with BCE
-    mask_loss: Literal["bce", "bce_dice"] = "bce"  # bce_dice adds a soft Dice term: background pixels outnumber
-                                         # face pixels ~100:1 on whole photos, and Dice is blind to that ratio
+    mask_loss: Literal["bce", "bce_dice", "bce_dice_balanced"] = "bce"  # bce_dice adds a soft Dice term: background
+                                         # pixels outnumber face pixels ~100:1 on whole photos, and Dice is blind to
+                                         # that ratio; _balanced weighs each small face as a ~30-px one
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50

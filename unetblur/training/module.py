@@ -33,7 +33,7 @@ class BlurModule(pl.LightningModule):
 
     ``lr_decay``: ``exponential`` (multiply the rate by ``lr_gamma`` every epoch), ``plateau``
     (multiply by ``lr_gamma`` when val loss has not improved for ``lr_patience`` epochs) or ``none``.
-    ``mask_weight`` scales the mask channel's loss (``mask_loss``: ``bce`` or ``bce_dice``) when the model has one.
+    ``mask_weight`` scales the mask channel's loss (``mask_loss``: one of ``losses.MASK_LOSSES``) when the model has one.
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
