@@ -133,6 +133,40 @@ def test_grow_scales_the_found_face_and_the_blurred_region_about_its_centre():
     assert grown.mask.sum() > 1.8 * plain.mask.sum()
 
 
+class ConeModel:
+    """Mask probability 1 at each given centre, falling linearly to 0 at ``radius`` (a confident centre, an
+    unsure rim: what a small student predicts for a small face), times the centre's own peak."""
+
+    def __init__(self, cones):
+        self.cones = cones   # (cx, cy, radius, peak)
+
+    def predict(self, image):
+        h, w = image.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w]
+        mask = np.zeros((h, w), np.float32)
+        for cx, cy, r, peak in self.cones:
+            mask = np.maximum(mask, peak * np.clip(1 - np.hypot(xx - cx, yy - cy) / r, 0, 1))
+        return image, mask
+
+
+def test_min_peak_drops_unsure_regions_and_a_lower_threshold_widens_the_sure_ones():
+    img = scene(faces=())
+    model = ConeModel([(40, 40, 20, 1.0), (120, 80, 20, 0.6)])
+    plain = CompositingBlurrer(model, threshold=0.7, region="mask")(img)
+    hysteresis = CompositingBlurrer(model, threshold=0.3, min_peak=0.7, region="mask")(img)
+    loose = CompositingBlurrer(model, threshold=0.3, region="mask")(img)
+    assert len(plain.faces) == 1 and len(hysteresis.faces) == 1 and len(loose.faces) == 2
+    assert hysteresis.faces[0].center == pytest.approx(plain.faces[0].center, abs=1)
+    # Extent of the sure region follows the lower threshold: radius 14 vs 6 pixels.
+    assert hysteresis.mask.sum() > 4 * plain.mask.sum()
+    assert hysteresis.mask[80, 120] == 0 and loose.mask[80, 120] == 1
+
+
+def test_min_peak_outside_zero_to_one_is_refused():
+    with pytest.raises(UnetblurError, match="min_peak"):
+        CompositingBlurrer(RedFaceModel(), min_peak=1.5)
+
+
 def test_an_image_without_faces_is_returned_unchanged():
     img = scene(faces=())
     result = CompositingBlurrer(RedFaceModel())(img)

@@ -41,6 +41,7 @@ class BlurConfig(BlurFields):
     threshold: float | None = None         # mask probability that counts as face (default 0.5)
     dilate: int | None = None              # grow the mask by this many pixels (default 0)
     grow: float | None = None              # scale each found face by this factor before blurring (default 1)
+    min_peak: float | None = None          # keep a found region only if its mask peaks at ≥ this (default 0: off)
     hold_frames: int = DEFAULT_HOLD_FRAMES  # video/streams: keep a lost face blurred this many frames
     save_masks: bool = False
     save_json: bool = False
@@ -76,6 +77,6 @@ def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
         options = {}
         if cfg.mode == "composite":  # None: the model's operating point decides (runtime.operating_point)
             options = {"working_size": cfg.working_size, "threshold": cfg.threshold, "dilate": cfg.dilate,
-                       "grow": cfg.grow, "scales": tuple(cfg.scales) if cfg.scales is not None else None}
+                       "grow": cfg.grow, "min_peak": cfg.min_peak, "scales": tuple(cfg.scales) if cfg.scales is not None else None}
         return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
     return open_blurrer(spec, settings, threads=threads)

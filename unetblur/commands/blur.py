@@ -51,6 +51,9 @@ def register(sub) -> None:
     p.add_argument("--dilate", type=int, metavar="PX", help="composite: grow the face mask by PX pixels (default 0)")
     p.add_argument("--grow", type=float, metavar="F", help="composite: scale each found face by F before blurring "
                                                           "(default: the model's operating point, else 1)")
+    p.add_argument("--min-peak", type=float, metavar="P",
+                   help="composite: keep a found region only if its mask peaks at ≥ P; with --threshold below P the "
+                        "region's extent follows the lower threshold (default: the model's operating point, else 0)")
     p.add_argument("--hold-frames", type=int, metavar="K",
                    help="video/streams: keep a lost face blurred for K more frames (default 3; 0 = off)")
     add_blur_flags(p, "blur (the same flags and YAML keys as `data build`)")

@@ -54,6 +54,10 @@ class CompositingBlurrer:
         grow: scale each found face about its centre by this factor (≥ 1) before it is blurred: a
             model whose masks cover only the middle of a face (a small student) still blurs all of
             it, and the blur's strength follows the grown face. Part of a model's operating point.
+        min_peak: keep a region only if its mask peaks at ≥ this (0: every region ≥ ``threshold``).
+            Above ``threshold`` it is hysteresis: ``min_peak`` decides *whether* there is a face (false
+            positives), the lower ``threshold`` *how much* of it is blurred (a small face's mask is
+            confident only at its centre). Part of a model's operating point.
         min_area: components smaller than this many working-resolution pixels are noise and dropped.
         region: ``face`` or ``mask`` (see :data:`REGIONS`).
         diff_threshold: 0-255 threshold of the difference mask for models without a mask channel.
@@ -67,7 +71,8 @@ class CompositingBlurrer:
     """
 
     def __init__(self, model: ImageModel, settings: BlurSettings | None = None, *, working_size: int | None = None,
-                 threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, grow: float = 1.0, min_area: int = 4,
+                 threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, grow: float = 1.0,
+                 min_peak: float = 0.0, min_area: int = 4,
                  region: str = "face", diff_threshold: int = 8, close: int | None = None,
                  name: str | None = None):
         if working_size is not None and working_size < 16:
@@ -81,6 +86,8 @@ class CompositingBlurrer:
             raise UnetblurError(f"dilate must be a number of pixels ≥ 0, got {dilate}")
         if not 1.0 <= grow <= 4.0:
             raise UnetblurError(f"grow must be a factor between 1 and 4, got {grow}")
+        if not 0.0 <= min_peak <= 1.0:
+            raise UnetblurError(f"min_peak must be a mask probability in [0, 1], got {min_peak}")
         if region not in REGIONS:
             raise UnetblurError(f"region {region!r} is unknown; choose one of {', '.join(REGIONS)}")
         self.model = model
@@ -90,6 +97,7 @@ class CompositingBlurrer:
         self.scales = scales
         self.dilate = int(dilate)
         self.grow = float(grow)
+        self.min_peak = float(min_peak)
         self.min_area = int(min_area)
         self.region = region
         self.diff_threshold = int(diff_threshold)
@@ -151,6 +159,8 @@ class CompositingBlurrer:
             lx1, ly1, lx2, ly2 = max(0, x - 1), max(0, y - 1), min(w0, x + bw + 1), min(h0, y + bh + 1)
             local = np.where(labels[ly1:ly2, lx1:lx2] == i, prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
             peak = float(local.max())
+            if peak < self.min_peak:
+                continue
             X1, Y1 = int(np.floor(lx1 * sx)), int(np.floor(ly1 * sy))
             X2, Y2 = min(W, int(np.ceil(lx2 * sx))), min(H, int(np.ceil(ly2 * sy)))
             if (sx, sy) != (1.0, 1.0):

@@ -19,7 +19,7 @@ from ..errors import UnetblurError
 META_OPERATING_POINT = "operating_point"
 #: Composite settings of a model without an operating point. working_size 0 = native resolution.
 COMPOSITE_DEFAULTS: dict[str, Any] = {"working_size": 1920, "threshold": 0.5, "scales": (1.0,), "dilate": 0,
-                                      "grow": 1.0}
+                                      "grow": 1.0, "min_peak": 0.0}
 
 
 def parse_operating_point(value: Any, where: str = "operating point") -> dict[str, Any]:
@@ -69,7 +69,7 @@ def parse_operating_point_flag(text: str) -> dict[str, Any]:
             raise UnetblurError(f"--operating-point {text!r}: expected KEY=VALUE pairs, e.g. working_size=320,threshold=0.4")
         try:
             point[key.strip()] = ([float(v) for v in value.split("/")] if key.strip() == "scales"
-                                  else float(value) if key.strip() in ("threshold", "grow") else int(value))
+                                  else float(value) if key.strip() in ("threshold", "grow", "min_peak") else int(value))
         except ValueError:
             raise UnetblurError(f"--operating-point: {item!r} is not a number") from None
     return parse_operating_point(point, "--operating-point")
