@@ -68,8 +68,10 @@ def parse_operating_point_flag(text: str) -> dict[str, Any]:
         if not sep:
             raise UnetblurError(f"--operating-point {text!r}: expected KEY=VALUE pairs, e.g. working_size=320,threshold=0.4")
         try:
+            # Each key's type is its default's, so a new setting needs no change here.
             point[key.strip()] = ([float(v) for v in value.split("/")] if key.strip() == "scales"
-                                  else float(value) if key.strip() in ("threshold", "grow", "min_peak") else int(value))
+                                  else float(value) if isinstance(COMPOSITE_DEFAULTS.get(key.strip()), float)
+                                  else int(value))
         except ValueError:
             raise UnetblurError(f"--operating-point: {item!r} is not a number") from None
     return parse_operating_point(point, "--operating-point")
