@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unetblur.blur import BlurSettings, blur_faces, face_mask
+from unetblur.blur import BlurSettings, blur_faces, face_mask, paste
 from unetblur.errors import UnetblurError
 from unetblur.faces import Face
 from unetblur.io import read_image, read_mask, write_image
@@ -90,3 +90,14 @@ if __name__ == "__main__":  # regenerate the golden files after a deliberate cha
     out, mask = blur_faces(img, faces)
     write_image(GOLDEN / "blur_default.png", out)
     write_image(GOLDEN / "blur_default_mask.png", mask)
+
+
+def test_paste_copies_only_selected_pixels_at_the_offset():
+    out = np.zeros((6, 8, 3), np.uint8)
+    patch = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) + 1
+    where = np.array([[True, False, True], [False, True, False]])
+    paste(out, patch, 4, 3, where)
+    expected = np.zeros_like(out)
+    expected[3:5, 4:7][where] = patch[where]
+    assert np.array_equal(out, expected)
+    assert out[:3].sum() == 0 and out[:, :4].sum() == 0  # nothing outside the patch's window

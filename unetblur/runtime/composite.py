@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask
+from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask, paste
 from ..errors import UnetblurError
 from ..faces import Face
 from .base import BlurResult, ImageModel, check_mask, difference_mask
@@ -228,7 +228,7 @@ def composite_faces(image: np.ndarray, comps, blurrer: CompositingBlurrer):
         else:
             X1, Y1, X2, Y2, sel = x1, y1, x2, y2, crop
         patch = blur_patch(image, X1, Y1, X2, Y2, face.size, settings)
-        out[Y1:Y2, X1:X2][sel] = patch[sel]
+        paste(out, patch, X1, Y1, sel)
         union[Y1:Y2, X1:X2][sel] = 1.0
     return out, union, found
 
