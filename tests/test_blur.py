@@ -101,3 +101,21 @@ def test_paste_copies_only_selected_pixels_at_the_offset():
     expected[3:5, 4:7][where] = patch[where]
     assert np.array_equal(out, expected)
     assert out[:3].sum() == 0 and out[:, :4].sum() == 0  # nothing outside the patch's window
+
+
+@pytest.mark.parametrize("shape", ["ellipse", "box"])
+def test_blur_faces_windows_draw_exactly_the_whole_frame_mask(shape):
+    # blur_faces draws each face on a window around it; the result must be the whole-frame mask's
+    # pixels, also for fractional boxes (whose rounding a shifted face would change) and faces cut by
+    # the frame's edges.
+    settings = BlurSettings(shape=shape, mask_scale=1.3)
+    image = np.random.default_rng(0).integers(0, 256, (120, 100, 3), dtype=np.uint8)
+    faces = [Face(22.5, 61.5, 54.95374716656277, 110.5), Face(-7.3, 3.1, 20.7, 40.9),
+             Face.from_ellipse(60.3, 50.5, 13.1, 21.7, 33.0), Face(80.25, 100.5, 111.0, 131.75)]
+    for face in faces:
+        _, union = blur_faces(image, [face], settings)
+        assert union.any()
+        assert np.array_equal(union, face_mask((120, 100), face, settings))
+    x0, y0 = 10, 50  # a window holding the first face's whole region (x 17-59, y 54-117)
+    window = face_mask((70, 60), faces[0], settings, origin=(x0, y0))
+    assert np.array_equal(window, face_mask((120, 100), faces[0], settings)[y0:, x0:x0 + 60])

@@ -128,22 +128,28 @@ DEFAULT_BLUR = BlurSettings()
 _SHIFT = 4  # cv2 drawing fixed-point bits: sub-pixel accurate ellipses
 
 
-def face_mask(shape_hw: tuple[int, int], face: Face, settings: BlurSettings) -> np.ndarray:
-    """HW uint8 mask (255 inside) of the region ``blur_faces`` changes for one face."""
+def face_mask(shape_hw: tuple[int, int], face: Face, settings: BlurSettings,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """HW uint8 mask (255 inside) of the region ``blur_faces`` changes for one face.
+
+    ``origin`` ``(x, y)``: the mask is the window of the frame that starts there (the face stays in
+    frame coordinates), so a window's pixels are the whole-frame mask's, bit for bit.
+    """
     mask = np.zeros(shape_hw, np.uint8)
     s, one = settings.mask_scale, 1 << _SHIFT
+    ox, oy = origin
     if settings.shape == "box":
         cx, cy = face.center
         hw, hh = face.width * s / 2, face.height * s / 2
-        x1, y1 = int(round(cx - hw)), int(round(cy - hh))
-        x2, y2 = int(round(cx + hw)), int(round(cy + hh))
+        x1, y1 = int(round(cx - hw)) - ox, int(round(cy - hh)) - oy
+        x2, y2 = int(round(cx + hw)) - ox, int(round(cy + hh)) - oy
         mask[max(0, y1):max(0, y2), max(0, x1):max(0, x2)] = 255
         return mask
     if face.ellipse is not None:
         cx, cy, ax, ay, angle = face.ellipse
     else:
         (cx, cy), ax, ay, angle = face.center, face.width / 2, face.height / 2, 0.0
-    center = (int(round((cx - 0.5) * one)), int(round((cy - 0.5) * one)))
+    center = (int(round((cx - 0.5) * one)) - ox * one, int(round((cy - 0.5) * one)) - oy * one)
     axes = (max(1, int(round(ax * s * one))), max(1, int(round(ay * s * one))))
     cv2.ellipse(mask, center, axes, float(angle), 0, 360, 255, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
     return mask
@@ -214,13 +220,29 @@ def blur_faces(image: np.ndarray, faces: Sequence[Face], settings: BlurSettings 
     for face in faces:
         if not face.is_valid():
             continue
-        m = face_mask((h, w), face, settings)
+        # Each face's mask is drawn on a window around it, so the cost follows the face, not the frame.
+        X1, Y1, X2, Y2 = _face_window(face, settings, h, w)
+        if X1 >= X2 or Y1 >= Y2:
+            continue
+        m = face_mask((Y2 - Y1, X2 - X1), face, settings, origin=(X1, Y1))
         ys, xs = np.nonzero(m)
         if ys.size == 0:
             continue
         y1, y2, x1, x2 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-        patch = blur_patch(image, x1, y1, x2, y2, face.size, settings)
+        patch = blur_patch(image, X1 + x1, Y1 + y1, X1 + x2, Y1 + y2, face.size, settings)
         region = m[y1:y2, x1:x2] > 0
-        paste(out, patch, x1, y1, region)
-        union |= m
+        paste(out, patch, X1 + x1, Y1 + y1, region)
+        union[Y1 + y1:Y1 + y2, X1 + x1:X1 + x2] |= m[y1:y2, x1:x2]
     return out, union
+
+
+def _face_window(face: Face, settings: BlurSettings, h: int, w: int) -> tuple[int, int, int, int]:
+    """A window of an ``h``×``w`` image holding all of ``face_mask``'s region for ``face`` (2 px spare)."""
+    s = settings.mask_scale
+    if settings.shape == "box" or face.ellipse is None:
+        (cx, cy), rx, ry = face.center, face.width * s / 2, face.height * s / 2
+    else:
+        cx, cy, ax, ay, _ = face.ellipse
+        rx = ry = max(ax, ay) * s  # any rotation stays inside the circle of the longer semi-axis
+    return (max(0, math.floor(cx - rx) - 2), max(0, math.floor(cy - ry) - 2),
+            min(w, math.ceil(cx + rx) + 3), min(h, math.ceil(cy + ry) + 3))

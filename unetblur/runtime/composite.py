@@ -222,8 +222,7 @@ def composite_faces(image: np.ndarray, comps, blurrer: CompositingBlurrer):
             # The face's blur_faces region, drawn on a window around the component (margin for rounding).
             m = 2 + int(np.ceil(max(x2 - x1, y2 - y1) * 0.05))
             X1, Y1, X2, Y2 = max(0, x1 - m), max(0, y1 - m), min(w, x2 + m), min(h, y2 + m)
-            local = Face(face.x1 - X1, face.y1 - Y1, face.x2 - X1, face.y2 - Y1, face.score)
-            sel = face_mask((Y2 - Y1, X2 - X1), local, settings) > 0
+            sel = face_mask((Y2 - Y1, X2 - X1), face, settings, origin=(X1, Y1)) > 0
             sel[y1 - Y1:y2 - Y1, x1 - X1:x2 - X1] |= crop
         else:
             X1, Y1, X2, Y2, sel = x1, y1, x2, y2, crop
