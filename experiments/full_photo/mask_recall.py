@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import cv2
 import numpy as np
 
 from unetblur.errors import UnetblurError
 from unetblur.evaluate.photos import held_out_photos
 from unetblur.io import read_image
-from unetblur.runtime.composite import working_scale
+from unetblur.runtime.composite import CompositingBlurrer
 from unetblur.runtime.factory import open_image_model
 
 BUCKETS = ((16, 32), (32, 64), (64, 128), (128, None))
@@ -32,17 +31,15 @@ THRESHOLDS = (0.3, 0.5, 0.7)
 
 def face_peaks(model, photos, working_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(face widths in original pixels, mask peak per face, per-photo background probabilities ≥ each threshold)."""
+    if not getattr(model, "mask_channel", False):
+        # The compositor would fall back to a difference mask, which has no peaks to measure.
+        raise UnetblurError(f"{getattr(model, 'name', 'model')}: has no mask channel")
+    blurrer = CompositingBlurrer(model, working_size=working_size)  # the working-size scaling of `blur`
     widths, peaks, background = [], [], []
     for photo in photos:
         image = read_image(photo.path)
-        h, w = image.shape[:2]
-        s = working_scale(h, w, working_size)
-        if s < 1.0:
-            image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        s = image.shape[1] / w
-        _, mask = model.predict(image)
-        if mask is None:
-            raise UnetblurError(f"{getattr(model, 'name', 'model')}: has no mask channel")
+        mask = blurrer.face_probability(image)
+        s = mask.shape[1] / image.shape[1]
         outside = np.ones(mask.shape, bool)
         for face in photo.faces:
             x1, y1, x2, y2 = (v * s for v in face.box)

@@ -34,7 +34,7 @@ class TorchModel:
         self.stride = model_stride(self.module)
         self.name = name or (self.path.stem if self.path else type(self.module).__name__)
         spec = getattr(self.module, "spec", None)
-        self.has_mask = bool(getattr(spec, "mask_channel", False))
+        self.mask_channel = bool(getattr(spec, "mask_channel", False))
 
     @property
     def parameters(self) -> int:
@@ -52,7 +52,7 @@ class TorchModel:
         y = self.predict_tensor(x)[0].float().cpu()
         from ..runtime.base import check_model_output
 
-        check_model_output(y.numpy(), self.name, self.has_mask)  # NaN / out of range: fail closed, never clip
+        check_model_output(y.numpy(), self.name, self.mask_channel)  # NaN / out of range: fail closed, never clip
         rgb = (y[:3].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        mask = y[3].clamp(0, 1).numpy().astype(np.float32) if self.has_mask and y.shape[0] > 3 else None
+        mask = y[3].clamp(0, 1).numpy().astype(np.float32) if self.mask_channel and y.shape[0] > 3 else None
         return np.ascontiguousarray(rgb), mask

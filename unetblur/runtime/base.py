@@ -80,10 +80,12 @@ class ImageModel(Protocol):
     ``predict`` takes an HWC uint8 RGB image of any size (the backend pads to ``stride`` and
     crops back) and returns ``(rgb, mask)``: the network's HWC uint8 RGB output and its HW
     float32 mask channel in [0, 1], or None when the network has no mask channel.
+    ``mask_channel`` says which, before any image is run.
     """
 
     name: str
     stride: int
+    mask_channel: bool
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
 
