@@ -351,3 +351,57 @@ def test_file_detector_builds_from_boxes_in_a_file(tmp_path):
 def test_data_without_a_subcommand_prints_help_and_exits_2(capsys):
     assert main(["data"]) == 2
     assert "build" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --fill-gaps (a second teacher)
+
+def test_unannotated_faces_keeps_confident_detections_outside_every_annotated_face():
+    annotated = [Face(40, 40, 60, 60)]
+    detections = [Face(42, 41, 61, 59, 0.95),    # the annotated face itself
+                  Face(62, 40, 82, 60, 0.95),    # centre 72: 22 px right of the face's, beyond 0.75 × 20 = 15
+                  Face(50, 56, 60, 66, 0.95),    # centre 11 px below the face's: inside its 1.5× box
+                  Face(0, 0, 10, 10, 0.5),       # a free spot, but unsure
+                  Face(0, 0, 10, 10, 0.7)]       # a free spot at exactly the score needed
+    assert build_mod.unannotated_faces(detections, annotated, 0.7) == [detections[1], detections[4]]
+    assert build_mod.unannotated_faces(detections, [], 0.9) == detections[:3]
+
+
+def test_fill_gaps_adds_unannotated_faces_to_the_train_split_only(tmp_path):
+    from unetblur.faces import write_faces_jsonl
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(0)
+    annotations, detections = {}, []
+    for i in range(10):
+        write_image(src / "photos" / f"p{i}.png", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        annotations[f"photos/p{i}.png"] = [[36, 10, 56, 30]]
+        detections.append({"image": f"photos/p{i}.png", "faces": [
+            Face(37, 11, 55, 29, 0.9).to_dict(),     # the annotated face: not added twice
+            Face(4, 20, 20, 36, 0.9).to_dict(),      # a face the annotators skipped: added (train only)
+            Face(4, 2, 14, 12, 0.3).to_dict()]})     # unsure: never added
+    (src / "faces.json").write_text(json.dumps(annotations))
+    write_faces_jsonl(tmp_path / "gaps.jsonl", detections)
+
+    assert cli_build(src, tmp_path / "out", "--fill-gaps", f"file:{tmp_path / 'gaps.jsonl'}") == 0
+    m = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "out" / "faces.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["split"] == "train"]
+    held_out = [r for r in records if r["split"] != "train"]
+    assert train and held_out
+    assert m["fill_gaps"] == {"detector": f"file:{tmp_path / 'gaps.jsonl'}", "min_score": 0.7, "split": "train",
+                              "faces_added": len(train)}
+    for r in train:
+        assert [f["box"] for f in r["source_faces"]] == [[36, 10, 56, 30], [4, 20, 20, 36]] and r["gap_faces"] == 1
+        mask = read_mask(tmp_path / "out" / "train_mask" / Path(r["image"]).name)
+        x1, y1, x2, y2 = (round(v) for v in r["faces"][1]["box"])
+        assert mask[(y1 + y2) // 2, (x1 + x2) // 2] > 0          # the added face is blurred in the target
+    for r in held_out:                                             # the ruler's ground truth is untouched
+        assert [f["box"] for f in r["source_faces"]] == [[36, 10, 56, 30]] and "gap_faces" not in r
+
+
+def test_fill_gaps_needs_annotations_not_a_detector(tmp_path, capsys):
+    src = make_source(tmp_path / "src", n=2)
+    code = main(["data", "build", str(src), "-o", str(tmp_path / "out"), "--detector", f"file:{src / 'faces.json'}",
+                 "--fill-gaps", "centerface", "--no-progress"])
+    assert code == 2 and "--fill-gaps" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

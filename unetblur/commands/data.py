@@ -24,6 +24,11 @@ def register(sub) -> None:
     src = b.add_mutually_exclusive_group()
     src.add_argument("--annotations", metavar="FILE", help="annotation file or folder (format detected)")
     src.add_argument("--detector", metavar="NAME", help="make boxes with a detector: centerface, haar or file:PATH")
+    b.add_argument("--fill-gaps", metavar="DETECTOR",
+                   help="with annotations: faces this detector finds (centerface, haar, file:PATH) that no annotated "
+                        "box covers are added to the TRAIN split's targets, so a student is not taught that faces "
+                        "the annotators skipped are background; val and test keep the annotations as they are")
+    b.add_argument("--fill-gaps-score", type=float, metavar="S", help="score a gap-filling detection needs (default 0.7)")
     b.add_argument("--format", choices=("wider", "fddb", "yolo", "voc", "coco", "labelme", "celeba", "plain"),
                    help="annotation format (default: detected from the file)")
     b.add_argument("--mode", choices=("letterbox", "crops"), help="framing (default letterbox, the thesis)")

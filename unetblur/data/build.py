@@ -62,6 +62,8 @@ class BuildConfig(BlurFields):
     annotations: str | None = None      # file or folder; None = find it in an official layout under source
     format: str | None = None           # annotation format; None = detect
     detector: str | None = None         # "centerface" | "haar" | "file:PATH": make boxes instead of reading them
+    fill_gaps: str | None = None        # a detector whose confident faces no annotation covers join the TRAIN targets
+    fill_gaps_score: float = 0.7        # the score a gap-filling detection needs
     mode: Literal["letterbox", "crops"] = "letterbox"
     size: int = 128
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -97,6 +99,10 @@ class BuildConfig(BlurFields):
             raise UnetblurError(f"--scale-jitter needs 0 < low <= high, got {list(self.scale_jitter)}")
         if self.annotations and self.detector:
             raise UnetblurError("pass either --annotations or --detector, not both")
+        if self.fill_gaps and self.detector:
+            raise UnetblurError("--fill-gaps adds detections to annotations; with --detector every box is one already")
+        if not 0 < self.fill_gaps_score <= 1:
+            raise UnetblurError(f"--fill-gaps-score must be in (0, 1], got {self.fill_gaps_score}")
         self.blur_settings()  # raises on bad blur settings
 
 
@@ -212,17 +218,18 @@ def _init_worker(cfg: BuildConfig, tmp_root: str, in_pool: bool = False) -> None
     if in_pool:
         quiet_worker_signals()
     _WORKER.clear()
-    _WORKER.update(cfg=cfg, root=Path(tmp_root), settings=cfg.blur_settings(), detector=None)
-    if cfg.detector:
-        # One ONNX Runtime thread per worker process: parallelism comes from --workers.
-        options = {"threads": 1} if in_pool and cfg.detector.split("@")[0] == "centerface" else {}
-        _WORKER["detector"] = open_detector(cfg.detector, **options)
+    _WORKER.update(cfg=cfg, root=Path(tmp_root), settings=cfg.blur_settings(), detector=None, gap_detector=None)
+    for key, name in (("detector", cfg.detector), ("gap_detector", cfg.fill_gaps)):
+        if name:
+            # One ONNX Runtime thread per worker process: parallelism comes from --workers.
+            options = {"threads": 1} if in_pool and name.split("@")[0] == "centerface" else {}
+            _WORKER[key] = open_detector(name, **options)
 
 
-def _detect(image: np.ndarray, key: str) -> list[Face]:
+def _detect(image: np.ndarray, key: str, which: str = "detector") -> list[Face]:
     from .boxes import FileDetector
 
-    det = _WORKER["detector"]
+    det = _WORKER[which]
     # Boxes from a file are looked up by the photo's path; real detectors look at the pixels.
     return det.detect(image, path=key) if isinstance(det, FileDetector) else det.detect(image)
 
@@ -255,6 +262,13 @@ def _process(task: _Task) -> dict:
                     fixed.append({"path": task.key, "reason": f"box {[round(v, 1) for v in f.box]} clipped to the "
                                                               f"{w}x{h} image"})
                 faces.append(c)
+    gap_faces = []
+    if _WORKER["gap_detector"] is not None and task.split == "train":
+        try:
+            gap_faces = unannotated_faces(_detect(image, task.key, "gap_detector"), faces, cfg.fill_gaps_score)
+        except UnetblurError as exc:
+            return {"key": task.key, "skipped": str(exc)}
+        faces = faces + gap_faces
     rng = np.random.default_rng([cfg.seed, zlib.crc32(task.key.encode("utf-8"))])
     frames = []  # (stored image, scale xy, offset xy, window or None, faces in the frame (original px))
     if cfg.mode == "letterbox":
@@ -284,7 +298,24 @@ def _process(task: _Task) -> dict:
         records.append({"image": f"{task.split}/{stem}.png", "split": task.split, "source": task.key,
                         "faces": [f.to_dict() for f in stored_faces],
                         "source_faces": [f.to_dict() for f in src_faces], "transform": transform})
-    return {"key": task.key, "records": records, "faces": len(faces), "dropped": dropped, "fixed": fixed}
+        if gap_faces:
+            records[-1]["gap_faces"] = sum(f in gap_faces for f in src_faces)
+    return {"key": task.key, "records": records, "faces": len(faces), "dropped": dropped, "fixed": fixed,
+            "gap_faces": len(gap_faces)}
+
+
+def unannotated_faces(detections: list[Face], annotated: list[Face], min_score: float) -> list[Face]:
+    """The ``detections`` scoring ≥ ``min_score`` whose centre lies outside every annotated face's box
+    grown 1.5× about its centre (the background margin of DESIGN.md §4): faces the annotators left out.
+
+    Annotations that skip faces (FDDB marks only some faces in a crowd) would otherwise teach a student
+    that those faces are background. Only the train split is filled, so val and test stay ground truth.
+    """
+    def covered(face: Face) -> bool:
+        cx, cy = face.center
+        return any(abs(cx - a.center[0]) <= 0.75 * a.width and abs(cy - a.center[1]) <= 0.75 * a.height
+                   for a in annotated)
+    return [d for d in detections if d.score >= min_score and d.is_valid() and not covered(d)]
 
 
 # --------------------------------------------------------------------------- planning
@@ -312,6 +343,10 @@ def _gather(cfg: BuildConfig) -> tuple[Path, dict[str, list[Face] | None], str, 
                                 "YOLO, VOC, LabelMe); pass --annotations FILE or --detector centerface")
     if not ann.faces:
         raise UnetblurError(f"{ann.source}: the annotations list no images")
+    if cfg.fill_gaps:
+        from ..detectors import open_detector
+
+        open_detector(cfg.fill_gaps)  # fail early on a bad name, before any work
     problems = list(ann.problems)
     resolved: dict[str, list[Face] | None] = {}
     by_name: dict[str, list[Path]] | None = None
@@ -468,7 +503,9 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     out = Path(cfg.out)
     # Before anything else: with --overwrite the old output is removed, so it must not hold an input.
     refuse_overlap(out, {"source folder": cfg.source, "annotations": cfg.annotations,
-                         "boxes file": cfg.detector[5:] if cfg.detector and cfg.detector.startswith("file:") else None})
+                         **{f"boxes file ({what})": name[5:] for what, name in (("--detector", cfg.detector),
+                                                                                ("--fill-gaps", cfg.fill_gaps))
+                            if name and name.startswith("file:")}})
     if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
         raise UnetblurError(f"{out}: output folder exists and is not empty; pass --overwrite to replace it")
     t0 = time.time()
@@ -491,6 +528,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
     try:
         records: list[dict] = []
         face_count = {s: 0 for s in SPLITS}
+        gap_count = 0
         photo_count = {s: 0 for s in SPLITS}
         for res in run_parallel(_process, tasks, cfg.workers, _init_worker, (cfg, str(tmp)),
                                 desc=f"data build {cfg.mode}", progress=cfg.progress):
@@ -500,6 +538,7 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             records.extend(res["records"])
             dropped.extend(res["dropped"])
             fixed.extend(res["fixed"])
+            gap_count += res["gap_faces"]
             split = splits[res["key"]]
             face_count[split] += res["faces"]
             photo_count[split] += 1
@@ -516,6 +555,8 @@ def build_dataset(cfg: BuildConfig) -> BuildReport:
             "source": str(src.resolve()), "boxes_from": boxes_from,
             "annotation_format": boxes_from.split(":", 1)[1] if boxes_from.startswith("annotations:") else None,
             "detector": cfg.detector,
+            "fill_gaps": ({"detector": cfg.fill_gaps, "min_score": cfg.fill_gaps_score, "split": "train",
+                           "faces_added": gap_count} if cfg.fill_gaps else None),
             "targets_from": "ground_truth" if cfg.detector is None else f"detector:{boxes_from.split(':', 1)[1]}",
             "blur": cfg.blur_settings().to_dict(), "mode": cfg.mode, "image_size": cfg.size,
             "seed": cfg.seed, "split_fractions": list(cfg.split), "zero_pad": cfg.zero_pad,
@@ -545,6 +586,10 @@ def summary_lines(report: BuildReport) -> list[str]:
              f"test {c['test']} images from {m['source_images_total']} photos with {m['faces_total']} faces "
              f"(boxes from {m['boxes_from']}) in {m['seconds']} s"]
     lines += [f"note: {n}" for n in m.get("notes", [])]
+    if m.get("fill_gaps"):
+        g = m["fill_gaps"]
+        lines.append(f"filled gaps: {g['faces_added']} unannotated face(s) scoring >= {g['min_score']} by "
+                     f"{g['detector']} added to the train split's targets (val and test keep the annotations)")
     if m["fixed"]:
         lines.append(f"fixed: {len(m['fixed'])} box(es) clipped to their image (listed in manifest.json)")
     for p in report.skipped:
