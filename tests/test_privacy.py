@@ -72,7 +72,7 @@ def test_a_method_with_a_flag_blur_does_not_know_is_one_clear_error():
 
 
 def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_path):
-    methods = ("nothing=--model identity", f"red=--model {model} --working-size 0")
+    methods = ("nothing=--model identity", f"red=--model {model} --working-size 0 --min-peak 0.6 --grow 1.1")
     out = photo_benchmark(PhotoBenchConfig(data=str(dataset / "ds"), methods=methods, out=str(tmp_path / "run"),
                                            reid=False, warmup=0, sheets=1, progress=False),
                           [parse_method(m) for m in methods])
@@ -81,6 +81,7 @@ def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_pa
     assert red["coverage"]["all"] == 1.0 and nothing["coverage"]["all"] == 0.0
     assert nothing["bg_changed"] == 0.0 and red["bg_changed"] < 0.01
     assert red["faces"]["32-64"] == 6 and red["ms_per_photo"] > 0
+    assert red["flags"]["min_peak"] == 0.6 and red["flags"]["grow"] == 1.1  # every setting the row ran is reported
     table = (out / "table.md").read_text()
     assert "`red`" in table and "`nothing`" in table
     assert (out / "pareto.png").stat().st_size > 0 and len(list((out / "sheets").glob("*.jpg"))) == 1

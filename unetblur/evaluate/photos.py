@@ -41,6 +41,7 @@ from ..data.layout import FACES, dataset_folders, read_manifest
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, iter_faces_jsonl
 from ..fsutil import write_text_atomic
+from ..runtime.operating_point import COMPOSITE_DEFAULTS
 from . import metrics as M
 from .reid import REID_MIN_FACE, REID_THRESHOLD, reid_available, reid_rank1
 
@@ -274,9 +275,9 @@ def _summarise(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
     verify = (float(np.mean(np.linalg.norm(probes - gallery[rows], axis=1) < REID_THRESHOLD)) if rows else math.nan)
     mean_ms = statistics.fmean(scores.ms) if scores.ms else math.nan
     return {
-        "flags": {k: v for k, v in to_dict(bcfg).items() if k in ("model", "mode", "working_size", "scales",
-                                                                     "threshold", "dilate", "style", "shape",
-                                                                     "mask_scale", "threads")},
+        # Every composite setting (COMPOSITE_DEFAULTS' keys), so no operating-point key is left unreported.
+        "flags": {k: v for k, v in to_dict(bcfg).items() if k in ("model", "mode", *COMPOSITE_DEFAULTS, "style",
+                                                                     "shape", "mask_scale", "threads")},
         "ms_per_photo": statistics.median(scores.ms) if scores.ms else math.nan,
         "ms_per_photo_mean": mean_ms,
         "photos_per_s": 1000.0 / mean_ms if scores.ms else math.nan,
