@@ -28,7 +28,7 @@ class RedFaceModel:
         self.max_face = max_face  # faces wider than this (px, at the size it sees) are invisible: a receptive field
         self.seen: list[tuple[int, int]] = []
 
-    def predict(self, image):
+    def predict(self, image, rgb=True):
         self.seen.append(image.shape[:2])
         r, g = image[..., 0].astype(int), image[..., 1].astype(int)
         mask = ((r - g) > 100).astype(np.uint8)
@@ -137,10 +137,12 @@ class ConeModel:
     """Mask probability 1 at each given centre, falling linearly to 0 at ``radius`` (a confident centre, an
     unsure rim: what a small student predicts for a small face), times the centre's own peak."""
 
+    mask_channel = True
+
     def __init__(self, cones):
         self.cones = cones   # (cx, cy, radius, peak)
 
-    def predict(self, image):
+    def predict(self, image, rgb=True):
         h, w = image.shape[:2]
         yy, xx = np.mgrid[0:h, 0:w]
         mask = np.zeros((h, w), np.float32)
@@ -300,11 +302,12 @@ class MaskOf:
 
     name = "perfect"
     stride = 1
+    mask_channel = True
 
     def __init__(self, mask: np.ndarray):
         self.mask = mask.astype(np.float32) / 255.0
 
-    def predict(self, image):
+    def predict(self, image, rgb=True):
         h, w = image.shape[:2]
         return image.copy(), cv2.resize(self.mask, (w, h), interpolation=cv2.INTER_AREA)
 
@@ -321,3 +324,16 @@ def test_a_perfect_mask_reproduces_the_blur_faces_target(working_size):
     for face in faces:
         region = face_mask(img.shape[:2], face, BlurSettings()) > 0
         assert 0.9 <= float(blur_completeness(out, img, target, region)) <= 1.1
+
+
+def test_compositing_a_mask_channel_model_asks_for_the_mask_only():
+    asked = []
+
+    class Recording(RedFaceModel):
+        def predict(self, image, rgb=True):
+            asked.append(rgb)
+            return super().predict(image, rgb)
+
+    CompositingBlurrer(Recording(mask_channel=True))(scene())
+    CompositingBlurrer(Recording(mask_channel=False))(scene())  # the difference mask needs the RGB output
+    assert asked == [False, True]

@@ -130,7 +130,7 @@ def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost
         """Sees the photo at working size 200 (scale 0.5): only the first face, and one background pixel."""
         name, stride, mask_channel = "half-size mask", 1, True
 
-        def predict(self, image):
+        def predict(self, image, rgb=True):
             assert image.shape[:2] == (100, 200)
             mask = np.zeros(image.shape[:2], np.float32)
             mask[15:25, 15:25] = 0.6

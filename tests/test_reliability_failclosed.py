@@ -69,12 +69,12 @@ def test_a_stream_with_an_unusable_model_stops_before_any_output(tmp_path, broke
 class _TurnsNaN:
     """An ImageModel whose mask turns NaN after ``good`` calls (a model that breaks mid-stream)."""
 
-    name, stride = "turns-nan", 1
+    name, stride, mask_channel = "turns-nan", 1, True
 
     def __init__(self, good: int):
         self.calls, self.good = 0, good
 
-    def predict(self, image):
+    def predict(self, image, rgb=True):
         self.calls += 1
         mask = np.zeros(image.shape[:2], np.float32)
         return image, (mask if self.calls <= self.good else mask * np.nan)

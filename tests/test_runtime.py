@@ -102,3 +102,11 @@ def test_a_grey_image_is_refused_with_the_shape_it_had(onnx_files):
 
     with pytest.raises(UnetblurError, match=r"H×W×3 uint8 RGB image.*\(8, 8\)"):
         OnnxModel(onnx_files / "plain.onnx").predict(np.zeros((8, 8), np.uint8))
+
+
+def test_asking_for_the_mask_only_skips_the_rgb_output_and_keeps_the_mask(onnx_files):
+    model = OnnxModel(onnx_files / "masked.onnx")
+    image = np.random.default_rng(1).integers(0, 255, (16, 24, 3), dtype=np.uint8)
+    rgb, mask = model.predict(image)
+    no_rgb, same_mask = model.predict(image, rgb=False)
+    assert rgb is not None and no_rgb is None and np.array_equal(mask, same_mask)

@@ -46,13 +46,16 @@ class TorchModel:
         padded, (h, w) = pad_to_stride(x.to(self.device), self.stride)
         return self.module(padded)[..., :h, :w]
 
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """HWC uint8 RGB → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None)."""
+    def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """HWC uint8 RGB → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None); ``rgb=False``
+        leaves the RGB output out (None), for callers that need only the mask."""
         x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).div_(255.0)
         y = self.predict_tensor(x)[0].float().cpu()
         from ..runtime.base import check_model_output
 
         check_model_output(y.numpy(), self.name, self.mask_channel)  # NaN / out of range: fail closed, never clip
-        rgb = (y[:3].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
         mask = y[3].clamp(0, 1).numpy().astype(np.float32) if self.mask_channel and y.shape[0] > 3 else None
-        return np.ascontiguousarray(rgb), mask
+        if not rgb:
+            return None, mask
+        image_out = (y[:3].clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        return np.ascontiguousarray(image_out), mask

@@ -80,14 +80,15 @@ class ImageModel(Protocol):
     ``predict`` takes an HWC uint8 RGB image of any size (the backend pads to ``stride`` and
     crops back) and returns ``(rgb, mask)``: the network's HWC uint8 RGB output and its HW
     float32 mask channel in [0, 1], or None when the network has no mask channel.
-    ``mask_channel`` says which, before any image is run.
+    ``mask_channel`` says which, before any image is run. ``rgb=False`` asks for the mask only
+    (``rgb`` is then None): compositing a mask-channel model never looks at the RGB output.
     """
 
     name: str
     stride: int
     mask_channel: bool
 
-    def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]: ...
 
 
 #: Every unetblur U-Net ends in a sigmoid, so its outputs lie in [0, 1]; FP16 and INT8 rounding stays

@@ -123,7 +123,7 @@ class CompositingBlurrer:
                 small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
             else:
                 small = image
-            rgb, mask = self.model.predict(small)
+            rgb, mask = self.model.predict(small, rgb=not self.model.mask_channel)
             # A NaN or wrong-sized mask would read as "no face": refuse it (fail closed).
             check_mask(mask, small.shape[:2], self.name)
             if mask is None:
