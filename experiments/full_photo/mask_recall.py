@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from unetblur.errors import UnetblurError
+from unetblur.evaluate.metrics import background_mask
 from unetblur.evaluate.photos import held_out_photos
 from unetblur.io import read_image
 from unetblur.runtime.composite import CompositingBlurrer
@@ -40,15 +41,13 @@ def face_peaks(model, photos, working_size: int) -> tuple[np.ndarray, np.ndarray
         image = read_image(photo.path)
         mask = blurrer.face_probability(image)
         s = mask.shape[1] / image.shape[1]
-        outside = np.ones(mask.shape, bool)
         for face in photo.faces:
             x1, y1, x2, y2 = (v * s for v in face.box)
             box = mask[max(0, int(y1)):max(int(y1) + 1, round(y2)), max(0, int(x1)):max(int(x1) + 1, round(x2))]
             if box.size:
                 widths.append(face.box[2] - face.box[0])
                 peaks.append(float(box.max()))
-            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, 0.75 * (x2 - x1), 0.75 * (y2 - y1)
-            outside[max(0, int(cy - hh)):int(cy + hh) + 1, max(0, int(cx - hw)):int(cx + hw) + 1] = False
+        outside = background_mask(mask.shape, photo.faces, scale=s)
         background.append([float((mask[outside] >= t).mean()) if outside.any() else 0.0 for t in THRESHOLDS])
     return np.asarray(widths), np.asarray(peaks), np.asarray(background)
 

@@ -306,14 +306,19 @@ def _process(task: _Task) -> dict:
 
 def unannotated_faces(detections: list[Face], annotated: list[Face], min_score: float) -> list[Face]:
     """The ``detections`` scoring ≥ ``min_score`` whose centre lies outside every annotated face's box
-    grown 1.5× about its centre (the background margin of DESIGN.md §4): faces the annotators left out.
+    grown ``BG_BOX_GROWTH``× about its centre (bg_changed's background, DESIGN.md §4): faces the
+    annotators left out.
 
     Annotations that skip faces (FDDB marks only some faces in a crowd) would otherwise teach a student
     that those faces are background. Only the train split is filled, so val and test stay ground truth.
     """
+    from ..evaluate.metrics import BG_BOX_GROWTH
+
+    half = BG_BOX_GROWTH / 2
+
     def covered(face: Face) -> bool:
         cx, cy = face.center
-        return any(abs(cx - a.center[0]) <= 0.75 * a.width and abs(cy - a.center[1]) <= 0.75 * a.height
+        return any(abs(cx - a.center[0]) <= half * a.width and abs(cy - a.center[1]) <= half * a.height
                    for a in annotated)
     return [d for d in detections if d.score >= min_score and d.is_valid() and not covered(d)]
 

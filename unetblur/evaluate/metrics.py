@@ -33,7 +33,8 @@ __all__ = [
     "mse", "mae", "psnr", "ssim",
     "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg",
     "blur_completeness", "is_covered", "coverage_recall", "false_blur",
-    "detail_removed", "coverage", "bg_changed", "false_blur_images", "FALSE_BLUR_SHARE", "BG_BOX_GROWTH",
+    "detail_removed", "coverage", "bg_changed", "background_mask", "false_blur_images", "FALSE_BLUR_SHARE",
+    "BG_BOX_GROWTH",
     "COVERED_THRESHOLD", "CHANGED_THRESHOLD", "SIZE_BUCKETS", "size_bucket", "bucket_names", "group_by_bucket",
     "psnr_from_mse",
 ]
@@ -354,17 +355,24 @@ def bg_changed(output: np.ndarray, input: np.ndarray, faces) -> float:
     _check_same_shape(o, i, "bg_changed")
     diff = np.abs(_as_float(o) - _as_float(i))
     changed = (diff.max(axis=-1) if diff.ndim == 3 else diff) > CHANGED_THRESHOLD + _EPS
-    background = np.ones(changed.shape, bool)
-    h, w = changed.shape
+    background = background_mask(changed.shape, faces)
+    count = int(background.sum())
+    return float(changed[background].sum() / count) if count else float("nan")
+
+
+def background_mask(shape_hw: tuple[int, int], faces, scale: float = 1.0) -> np.ndarray:
+    """HW bool, True outside every face box (``Face`` or ``(x1, y1, x2, y2)``, times ``scale`` for an
+    image resized by that factor) grown :data:`BG_BOX_GROWTH`× about its centre: bg_changed's background."""
+    background = np.ones(shape_hw, bool)
+    h, w = shape_hw
     for face in faces:
-        x1, y1, x2, y2 = (float(v) for v in (face.box if hasattr(face, "box") else face))
+        x1, y1, x2, y2 = (float(v) * scale for v in (face.box if hasattr(face, "box") else face))
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         hw, hh = (x2 - x1) * BG_BOX_GROWTH / 2, (y2 - y1) * BG_BOX_GROWTH / 2
         gx1, gy1 = max(0, int(np.floor(cx - hw))), max(0, int(np.floor(cy - hh)))
         gx2, gy2 = min(w, int(np.ceil(cx + hw))), min(h, int(np.ceil(cy + hh)))
         background[gy1:gy2, gx1:gx2] = False
-    count = int(background.sum())
-    return float(changed[background].sum() / count) if count else float("nan")
+    return background
 
 
 def false_blur_images(bg_changed_values: Iterable[float]) -> float:

@@ -175,10 +175,11 @@ def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -
     sheet_photos = _sheet_choice(photos, cfg.sheets)
     sheet_images: dict[str, list[np.ndarray]] = {}
 
-    # Read every photo once before any timing: without re-ID (which reads them for the gallery) the first
-    # method paid the cold disk reads, ~20 % of centerface@0.3's time per photo on a 401-photo val run.
-    for photo in photos:
-        photo.path.read_bytes()
+    if recognizer is None:
+        # Read every photo once before any timing (re-ID's gallery already has): else the first method
+        # pays the cold disk reads, ~20 % of centerface@0.3's time per photo on a 401-photo val run.
+        for photo in photos:
+            photo.path.read_bytes()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix=".privacy-", dir=out) as scratch:
         scratch = Path(scratch)
