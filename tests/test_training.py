@@ -23,7 +23,8 @@ from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
-                                      face_weighted_mse, mask_loss, soft_dice_loss)
+                                      face_weighted_mse, hard_negative_weights, mask_loss,
+                                      soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
 from conftest import write_tiny_dataset
@@ -244,6 +245,32 @@ def test_balanced_loss_costs_a_missed_small_face_more_than_the_pooled_one_does()
     assert balanced["loss_mask_bce"] > 4 * pooled["loss_mask_bce"]
     perfect = mask_loss(mask, mask, "bce_dice_balanced")
     assert perfect["loss_mask_dice"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_hard_negative_weights_grow_with_a_false_positive_s_confidence_and_leave_faces_alone():
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :4] = 1
+    prob = torch.full_like(mask, 0.9)
+    prob[..., 0, 7] = 0.2
+    w = hard_negative_weights(prob, mask, 4.0)
+    assert w[0, 0, 0, 0] == 1.0                                 # a face pixel, however confident
+    assert w[0, 0, 7, 7] == pytest.approx(1 + 4 * 0.81)         # a confident false positive
+    assert w[0, 0, 0, 7] == pytest.approx(1 + 4 * 0.04)         # an undecided background pixel
+
+
+def test_hard_negative_weight_raises_the_cost_of_confident_false_positives_only():
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 4:12, 4:12] = 1
+    clean = mask * 0.95 + 0.02                                  # faces found, background quiet
+    spotted = clean.clone()
+    spotted[..., 20:24, 20:24] = 0.95                           # plus a confident blob on background
+    for kind in ("bce", "bce_dice_balanced"):
+        plain, hard = (mask_loss(spotted, mask, kind, w)["loss_mask_bce"] for w in (0.0, 8.0))
+        assert hard > 3 * plain
+        quiet_plain, quiet_hard = (mask_loss(clean, mask, kind, w)["loss_mask_bce"] for w in (0.0, 8.0))
+        assert float(quiet_hard) == pytest.approx(float(quiet_plain), rel=0.05)
+    with pytest.raises(UnetblurError, match="hard_negative_weight"):
+        mask_loss(clean, mask, "bce", -1.0)
 
 
 def test_unknown_mask_loss_is_refused_with_the_choices():

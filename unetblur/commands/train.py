@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--mask-loss", choices=("bce", "bce_dice", "bce_dice_balanced"),
                    help="mask channel loss: bce (default), bce_dice (adds soft Dice: recall of small faces) or "
                         "bce_dice_balanced (both, each small face weighted as a ~30-px one)")
+    p.add_argument("--hard-negative-weight", type=float, metavar="W",
+                   help="background pixels of the mask BCE weigh 1 + W·p² (p: the predicted face probability), "
+                        "so confident false positives cost more (default 0 = off)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")

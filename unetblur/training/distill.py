@@ -232,7 +232,8 @@ def build_distill_module(cfg: DistillConfig) -> DistillModule:
     return DistillModule(student, teacher, alpha=cfg.alpha, feature_weight=cfg.feature_weight, lr=cfg.lr,
                          weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay, lr_gamma=cfg.lr_gamma,
                          lr_patience=cfg.lr_patience, loss=cfg.loss, face_weight=cfg.face_weight,
-                         ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight, mask_loss=cfg.mask_loss)
+                         ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight, mask_loss=cfg.mask_loss,
+                         hard_negative_weight=cfg.hard_negative_weight)
 
 
 def distill(cfg: DistillConfig) -> Path:

@@ -54,6 +54,8 @@ class TrainConfig:
     mask_loss: Literal["bce", "bce_dice", "bce_dice_balanced"] = "bce"  # bce_dice adds a soft Dice term: background
                                          # pixels outnumber face pixels ~100:1 on whole photos, and Dice is blind to
                                          # that ratio; _balanced weighs each small face as a ~30-px one
+    hard_negative_weight: float = 0.0    # background pixels of the mask BCE weigh 1 + this·p² (p: predicted face
+                                         # probability): confident false positives cost up to 1 + this times more
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50
@@ -100,6 +102,8 @@ def check_run_config(cfg) -> None:
         (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
+        (getattr(cfg, "hard_negative_weight", 0.0) >= 0,
+         f"hard_negative_weight must be ≥ 0 (0 = off), got {getattr(cfg, 'hard_negative_weight', None)}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
     ]
     for ok, message in checks:
@@ -132,7 +136,7 @@ def build_teacher_module(cfg):
     return BlurModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay,
                       lr_gamma=cfg.lr_gamma, lr_patience=cfg.lr_patience, loss=cfg.loss,
                       face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight,
-                      mask_loss=cfg.mask_loss)
+                      mask_loss=cfg.mask_loss, hard_negative_weight=cfg.hard_negative_weight)
 
 
 def train(cfg: TrainConfig) -> Path:

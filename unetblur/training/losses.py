@@ -85,6 +85,20 @@ def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: fl
     return torch.from_numpy(weights).to(mask.device)
 
 
+def hard_negative_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-pixel weights (N×1×H×W) that make a background pixel the mask calls face cost more:
+    ``1 + strength · p²`` where the target is background (``p`` the predicted probability, detached),
+    1 on faces.
+
+    Confident false positives (bushes, wheels, a face's blob running on over neck and body) are a
+    small share of the background, so a plain mean lets them survive; they are what holds the
+    compositor's threshold high. Squared, so a background pixel at 0.9 weighs ``1 + 0.81·strength``
+    while the undecided ones near 0.2 barely change.
+    """
+    p = mask_prob.detach().float()
+    return 1.0 + strength * p * p * (mask <= 0.5).float()
+
+
 def mask_bce(mask_prob: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy of the predicted face-mask channel (sigmoid probabilities, N×1×H×W), the
     mean weighted by ``weight`` (N×1×H×W) when given.
@@ -111,10 +125,12 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
         return 1.0 - (2.0 * (w * p * m).sum() + eps) / ((w * p).sum() + (w * m).sum() + eps)
 
 
-def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce") -> dict[str, torch.Tensor]:
+def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
+              hard_negative_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
     weight), or ``bce_dice_balanced`` (both with each small face weighted as a ~30-px one, see
-    :func:`face_balance_weights`).
+    :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the BCE of background
+    pixels by :func:`hard_negative_weights` (Dice already counts every false positive).
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -122,8 +138,14 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce") ->
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
+    if hard_negative_weight < 0:
+        raise UnetblurError(f"hard_negative_weight must be ≥ 0 (0 = off), got {hard_negative_weight}")
     weight = face_balance_weights(mask) if kind == "bce_dice_balanced" else None
-    parts = {"loss_mask_bce": mask_bce(mask_prob, mask, weight)}
+    bce_weight = weight
+    if hard_negative_weight > 0:
+        negatives = hard_negative_weights(mask_prob, mask, hard_negative_weight)
+        bce_weight = negatives if weight is None else weight * negatives
+    parts = {"loss_mask_bce": mask_bce(mask_prob, mask, bce_weight)}
     if kind != "bce":
         parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask, weight=weight)
     return parts
