@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from unetblur.cli import main
-from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calibrated_model
+from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calibrated_model, shuffle_upsampling
 from unetblur.errors import UnetblurError
 from unetblur.models import save_model
 from unetblur.runtime.onnx import OnnxModel
@@ -33,6 +33,24 @@ def test_export_writes_an_onnx_file_that_matches_torch(exported):
     assert (out / "tiny.onnx").is_file()
     assert report["parity_fp32"]["images"] == 2
     assert report["parity_fp32"]["max_abs_diff"] < 1e-4
+
+
+def test_transposed_conv_upsampling_is_exported_as_an_equal_conv_and_pixel_shuffle(exported):
+    import onnx
+    import torch
+
+    torch.manual_seed(0)
+    model = random_calibrated_model("tiny")
+    for up in model.up:  # random biases too, so a wrong channel order cannot hide behind zeros
+        torch.nn.init.normal_(up.bias)
+    x = torch.rand(2, 3, 32, 48)
+    rewritten = shuffle_upsampling(model)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in rewritten.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules())  # the original is untouched
+    with torch.no_grad():
+        assert torch.allclose(rewritten(x), model(x), atol=1e-5)
+    ops = {node.op_type for node in onnx.load(str(exported[0] / "tiny.onnx")).graph.node}
+    assert "DepthToSpace" in ops and "ConvTranspose" not in ops
 
 
 def test_export_report_is_written_as_json_beside_the_model(exported):
