@@ -143,3 +143,10 @@ def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost
     assert "| 32-64 | 1 | 1.00 | 1.00 | 0.00 |" in table and "| 64-128 | 1 | 0.00 | 0.00 | 0.00 |" in table
     outside = 200 * 100 - 30 * 30 - 76 * 63          # the photo less each face box grown 1.5× (the second clipped)
     assert background[0, 2] == pytest.approx(1 / outside)
+    # Other thresholds (a recall-vs-background frontier): at 0.8 the face is lost, the false positive stays.
+    widths, peaks, background = mask_recall.face_peaks(HalfSizeMask(), [Photo("p", path, [found, missed])], 200,
+                                                       thresholds=(0.4, 0.8))
+    table = mask_recall.render(widths, peaks, background, (0.4, 0.8))
+    assert "peak ≥ 0.8 |" in table and "| 32-64 | 1 | 1.00 | 0.00 |" in table
+    assert background[0].tolist() == pytest.approx([1 / outside, 1 / outside])
+    assert mask_recall.main(["m.onnx", "--data", str(tmp_path), "--thresholds", "0.5,high"]) == 2

@@ -30,7 +30,7 @@ BUCKETS = ((16, 32), (32, 64), (64, 128), (128, None))
 THRESHOLDS = (0.3, 0.5, 0.7)
 
 
-def face_peaks(model, photos, working_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def face_peaks(model, photos, working_size: int, thresholds=THRESHOLDS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(face widths in original pixels, mask peak per face, per-photo background probabilities ≥ each threshold)."""
     if not getattr(model, "mask_channel", False):
         # The compositor would fall back to a difference mask, which has no peaks to measure.
@@ -48,20 +48,20 @@ def face_peaks(model, photos, working_size: int) -> tuple[np.ndarray, np.ndarray
                 widths.append(face.box[2] - face.box[0])
                 peaks.append(float(box.max()))
         outside = background_mask(mask.shape, photo.faces, scale=s)
-        background.append([float((mask[outside] >= t).mean()) if outside.any() else 0.0 for t in THRESHOLDS])
+        background.append([float((mask[outside] >= t).mean()) if outside.any() else 0.0 for t in thresholds])
     return np.asarray(widths), np.asarray(peaks), np.asarray(background)
 
 
-def render(widths: np.ndarray, peaks: np.ndarray, background: np.ndarray) -> str:
-    head = "| face width | faces | " + " | ".join(f"peak ≥ {t}" for t in THRESHOLDS) + " |"
-    lines = [head, "|" + "---|" * (2 + len(THRESHOLDS))]
+def render(widths: np.ndarray, peaks: np.ndarray, background: np.ndarray, thresholds=THRESHOLDS) -> str:
+    head = "| face width | faces | " + " | ".join(f"peak ≥ {t}" for t in thresholds) + " |"
+    lines = [head, "|" + "---|" * (2 + len(thresholds))]
     for lo, hi in BUCKETS:
         sel = (widths >= lo) & (widths < (hi or np.inf))
         label = f"{lo}-{hi}" if hi else f">={lo}"
-        cells = [f"{np.mean(peaks[sel] >= t):.2f}" if sel.any() else "—" for t in THRESHOLDS]
+        cells = [f"{np.mean(peaks[sel] >= t):.2f}" if sel.any() else "—" for t in thresholds]
         lines.append(f"| {label} | {int(sel.sum())} | " + " | ".join(cells) + " |")
     lines.append("| background pixels | | " + " | ".join(f"{100 * background[:, i].mean():.2f} %"
-                                                      for i in range(len(THRESHOLDS))) + " |")
+                                                      for i in range(len(thresholds))) + " |")
     return "\n".join(lines)
 
 
@@ -72,15 +72,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--limit", type=int, default=0, help="at most this many photos per dataset (0 = all)")
     p.add_argument("--working-size", type=int, default=480)
+    p.add_argument("--thresholds", default=",".join(map(str, THRESHOLDS)),
+                   help="mask thresholds to report, comma-separated (recall vs background at each)")
     args = p.parse_args(argv)
     try:
+        thresholds = tuple(float(t) for t in args.thresholds.split(","))
+    except ValueError:
+        print(f"error: --thresholds must be numbers separated by commas, got {args.thresholds!r}", file=sys.stderr)
+        return 2
+    try:
         photos = held_out_photos(args.data, args.split, args.limit)
-        widths, peaks, background = face_peaks(open_image_model(args.model), photos, args.working_size)
+        widths, peaks, background = face_peaks(open_image_model(args.model), photos, args.working_size, thresholds)
     except UnetblurError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.model} at working size {args.working_size}: {len(photos)} {args.split} photos, {len(widths)} faces\n")
-    print(render(widths, peaks, background))
+    print(render(widths, peaks, background, thresholds))
     return 0
 
 
