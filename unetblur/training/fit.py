@@ -56,6 +56,8 @@ class TrainConfig:
                                          # that ratio; _balanced weighs each small face as a ~30-px one
     hard_negative_weight: float = 0.0    # background pixels of the mask BCE weigh 1 + this·p² (p: predicted face
                                          # probability): confident false positives cost up to 1 + this times more
+                                         # (4 on the whole-photo student traded recall for background at no
+                                         # better rate: experiments/full_photo/student_hardneg.yaml)
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50
