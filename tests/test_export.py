@@ -53,6 +53,17 @@ def test_transposed_conv_upsampling_is_exported_as_an_equal_conv_and_pixel_shuff
     assert "DepthToSpace" in ops and "ConvTranspose" not in ops
 
 
+def test_a_space_to_depth_student_exports_to_int8_with_parity(tmp_path):
+    from unetblur.models import PRESETS
+
+    spec = PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth", mask_channel=True)
+    save_model(random_calibrated_model(spec), tmp_path / "s2d.pt")
+    report = export_model(ExportConfig(model=str(tmp_path / "s2d.pt"), out_dir=str(tmp_path / "out"), int8=True,
+                                       calib_count=3, parity_count=2))
+    assert report["parity_fp32"]["max_abs_diff"] < 1e-4
+    assert report["int8"]["vs_fp32"]["min_psnr_db"] >= 30 and (tmp_path / "out" / "s2d.int8.onnx").is_file()
+
+
 def test_export_report_is_written_as_json_beside_the_model(exported):
     out, report = exported
     on_disk = json.loads((out / "tiny.export.json").read_text())

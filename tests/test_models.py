@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from unetblur.errors import BadInputError, UnetblurError
-from unetblur.models import PRESETS, UNet, build_model, count_parameters, load_model, pad_to_stride, save_model
+from unetblur.models import PRESETS, UNet, UNetSpec, build_model, count_parameters, load_model, pad_to_stride, save_model
 
 
 @pytest.mark.parametrize("name, expected", [("teacher", 1.93e6), ("student_v1", 0.48e6), ("student_v2", 1.08e6)])
@@ -33,10 +33,37 @@ def test_pad_to_stride_pads_and_reports_the_original_size():
     assert x.shape[-2:] == (40, 32) and (h, w) == (33, 30)
 
 
-@pytest.mark.parametrize("options", [dict(upsample="nearest"), dict(block="dsconv"), dict(stem_stride=2)])
+@pytest.mark.parametrize("options", [dict(upsample="nearest"), dict(block="dsconv"), dict(stem_stride=2),
+                                     dict(stem_stride=4, stem="space_to_depth")])
 def test_student_variants_build_and_run(options):
     model = UNet(PRESETS["tiny"].with_options(**options)).eval()
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("stem,sees_it", [("conv", False), ("space_to_depth", True)])
+def test_only_a_space_to_depth_stem_sees_every_pixel(stem, sees_it):
+    # A 3×3 stride-4 conv (padding 1) centred on rows/columns 0, 4, 8, ... reads 3 of every 4: a face
+    # edge on row 2 is invisible to it. Space-to-depth hands every pixel to the first conv.
+    torch.manual_seed(0)
+    model = UNet(PRESETS["tiny"].with_options(stem_stride=4, stem=stem)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    y = x.clone()
+    y[..., 2::4, :] = 0
+    y[..., :, 2::4] = 0
+    with torch.no_grad():
+        changed = not torch.equal(model(x), model(y))
+    assert changed == sees_it
+
+
+def test_a_spec_saved_before_stems_had_a_kind_loads_with_the_strided_conv_stem():
+    d = PRESETS["tiny"].with_options(stem_stride=2).to_dict()
+    del d["stem"]
+    assert UNetSpec.from_dict(d).stem == "conv"
+
+
+def test_an_unknown_stem_is_refused():
+    with pytest.raises(UnetblurError, match="stem must be"):
+        PRESETS["tiny"].with_options(stem_stride=2, stem="pixel")
 
 
 def test_saved_model_reloads_with_identical_output(tmp_path):

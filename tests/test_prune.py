@@ -17,6 +17,7 @@ VARIANTS = {
     "nearest": SMALL.with_options(upsample="nearest"),
     "dsconv": SMALL.with_options(block="dsconv"),
     "stem_stride": SMALL.with_options(stem_stride=2),
+    "space_to_depth": SMALL.with_options(stem_stride=4, stem="space_to_depth", mask_channel=True),
     "all_options": SMALL.with_options(block="dsconv", upsample="nearest", mask_channel=True, stem_stride=2),
     "uneven": UNetSpec(encoder=((6, 8), (12, 16)), bottleneck=(24, 20), up=(10, 6), decoder=((14, 12), (8, 6))),
 }

@@ -34,8 +34,11 @@ class UNetSpec:
     upsample:   "transpose" (2×2 transposed conv, the thesis) or "nearest" (nearest ×2 then 3×3
                 conv; ONNX Runtime runs it fully in INT8, where ConvTranspose stays FP32).
     block:      "conv" (3×3 conv + BN + ReLU, the thesis) or "dsconv" (depthwise 3×3 + pointwise 1×1).
-    stem_stride: 1, or s > 1 to make the first conv strided: the net then runs at 1/s resolution
-                and its output is upsampled bilinearly (cheap full-resolution masks for compositing).
+    stem_stride: 1, or s > 1 to run the net at 1/s resolution; its output is upsampled bilinearly
+                (cheap full-resolution masks for compositing).
+    stem:       how a stem_stride > 1 reduces the input: "conv" (the first 3×3 conv is strided; at s = 4
+                it samples one pixel in four per row and column) or "space_to_depth" (each s×s block
+                becomes s²·3 channels, every pixel is seen, then an unstrided first conv).
     mask_channel: an extra output channel predicting the face mask.
     """
 
@@ -49,6 +52,7 @@ class UNetSpec:
     upsample: str = "transpose"
     block: str = "conv"
     stem_stride: int = 1
+    stem: str = "conv"
 
     def __post_init__(self):
         levels = len(self.encoder)
@@ -74,10 +78,12 @@ class UNetSpec:
             raise UnetblurError(f"block must be 'conv' or 'dsconv', got {self.block!r}")
         if self.stem_stride not in (1, 2, 4, 8):
             raise UnetblurError(f"stem_stride must be 1, 2, 4 or 8, got {self.stem_stride}")
+        if self.stem not in ("conv", "space_to_depth"):
+            raise UnetblurError(f"stem must be 'conv' or 'space_to_depth', got {self.stem!r}")
 
     def approx_parameters(self) -> int:
         """Upper estimate of the conv weights (3×3 full convs everywhere), computed from the spec alone."""
-        total, cin = 0, self.in_channels
+        total, cin = 0, self.stem_channels
         skips = []
         for a, b in self.encoder:
             total += 9 * (cin * a + a * b)
@@ -89,6 +95,11 @@ class UNetSpec:
             total += 9 * cin * up + 9 * ((up + skip) * a + a * b)
             cin = b
         return total + cin * (self.out_channels + 1)
+
+    @property
+    def stem_channels(self) -> int:
+        """Channels the first conv reads."""
+        return self.in_channels * (self.stem_stride ** 2 if self.stem == "space_to_depth" else 1)
 
     @property
     def levels(self) -> int:
@@ -137,7 +148,8 @@ class UNetSpec:
         enc = "-".join(str(a if a == b else f"{a}/{b}") for a, b in self.encoder)
         return f"{enc} / {self.bottleneck[0]}" + ("" if self.block == "conv" else f" {self.block}") + (
             "" if self.upsample == "transpose" else f" {self.upsample}-up") + (
-            "" if self.stem_stride == 1 else f" stem/{self.stem_stride}") + (" +mask" if self.mask_channel else "")
+            "" if self.stem_stride == 1 else f" stem/{self.stem_stride}" + (
+                "" if self.stem == "conv" else " s2d")) + (" +mask" if self.mask_channel else "")
 
 
 PRESETS: dict[str, UNetSpec] = {
@@ -171,10 +183,13 @@ class UNet(nn.Module):
     def __init__(self, spec: UNetSpec):
         super().__init__()
         self.spec = spec
+        s2d = spec.stem == "space_to_depth" and spec.stem_stride > 1
+        self.stem = nn.PixelUnshuffle(spec.stem_stride) if s2d else nn.Identity()
         self.enc = nn.ModuleList()
-        cin = spec.in_channels
+        cin = spec.stem_channels
         for i, widths in enumerate(spec.encoder):
-            self.enc.append(_double_conv(cin, widths, spec.block, stride=spec.stem_stride if i == 0 else 1))
+            stride = spec.stem_stride if i == 0 and not s2d else 1
+            self.enc.append(_double_conv(cin, widths, spec.block, stride=stride))
             cin = widths[1]
         self.pool = nn.MaxPool2d(2)
         self.mid = _double_conv(cin, spec.bottleneck, spec.block)
@@ -194,6 +209,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_stride(x, self.spec.stride)
+        x = self.stem(x)
         skips = []
         for i, block in enumerate(self.enc):
             x = block(x if i == 0 else self.pool(x))
