@@ -87,6 +87,30 @@ def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_pa
     assert (out / "pareto.png").stat().st_size > 0 and len(list((out / "sheets").glob("*.jpg"))) == 1
 
 
+def test_methods_take_turns_over_blocks_of_photos_so_load_drift_is_shared(dataset, model, tmp_path, monkeypatch):
+    import unetblur.evaluate.photos as photos_module
+
+    turns = []
+    real = photos_module._time_one
+
+    def logged(blurrer, photo, scratch):
+        turns.append((getattr(blurrer, "name", "?"), photo.key))
+        return real(blurrer, photo, scratch)
+
+    monkeypatch.setattr(photos_module, "_time_one", logged)
+    monkeypatch.setattr(photos_module, "INTERLEAVE_BLOCK", 1)
+    methods = ("nothing=--model identity", f"red=--model {model} --working-size 0")
+    out = photo_benchmark(PhotoBenchConfig(data=str(dataset / "ds"), methods=methods, out=str(tmp_path / "run"),
+                                           reid=False, warmup=0, sheets=3, progress=False),
+                          [parse_method(m) for m in methods])
+    firsts = [turns[i][0] for i in range(0, len(turns), 2)]
+    assert len(turns) == 6 and [t[1] for t in turns[0::2]] == [t[1] for t in turns[1::2]]  # both on each photo
+    assert firsts[0] != firsts[1] and firsts[0] == firsts[2]  # the method that starts a block alternates
+    results = json.loads((out / "results.json").read_text())["methods"]
+    assert results["red"]["coverage"]["all"] == 1.0 and results["nothing"]["coverage"]["all"] == 0.0
+    assert len(list((out / "sheets").glob("*.jpg"))) == 3
+
+
 def test_the_privacy_command_writes_the_table_and_refuses_a_dataset_without_sources(dataset, tmp_path, capsys):
     assert main(["privacy", "--data", str(dataset / "ds"), "--method", "nothing=--model identity", "--no-reid",
                  "--sheets", "0", "--warmup", "0", "--out", str(tmp_path / "run")]) == 0

@@ -47,6 +47,8 @@ from .reid import REID_MIN_FACE, REID_THRESHOLD, reid_available, reid_rank1
 
 #: Face-width buckets that privacy targets are stated for (the smaller ones are reported too).
 TARGET_BUCKETS = ("32-64", "64-128", ">=128")
+#: Photos each method runs before the next takes its turn (see photo_benchmark).
+INTERLEAVE_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -173,40 +175,50 @@ def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -
     recognizer = _recognizer(cfg.reid)
     gallery, gallery_index, skipped = _gallery(photos, recognizer)
     sheet_photos = _sheet_choice(photos, cfg.sheets)
-    sheet_images: dict[str, list[np.ndarray]] = {}
+    sheet_images: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}  # photo → method → (input, output)
 
     if recognizer is None:
         # Read every photo once before any timing (re-ID's gallery already has): else the first method
         # pays the cold disk reads, ~20 % of centerface@0.3's time per photo on a 401-photo val run.
         for photo in photos:
             photo.path.read_bytes()
-    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix=".privacy-", dir=out) as scratch:
         scratch = Path(scratch)
-        for name, bcfg in methods:
-            blurrer = open_blurrer_for(bcfg, threads=bcfg.threads)
-            scores = MethodScores()
+        blurrers = {name: open_blurrer_for(bcfg, threads=bcfg.threads) for name, bcfg in methods}
+        for blurrer in blurrers.values():
             for _ in range(cfg.warmup):
                 _time_one(blurrer, photos[0], scratch)
-            for p_idx, photo in enumerate(photos):
-                try:
-                    image, output, ms = _time_one(blurrer, photo, scratch)
-                except BadInputError as exc:
-                    skipped.add(f"{photo.key}: {exc}")
-                    continue
-                _score(scores, image, output, photo, p_idx, gallery_index, recognizer)
-                scores.ms.append(ms)
-                scores.megapixels.append(image.shape[0] * image.shape[1] / 1e6)
-                if photo.key in sheet_photos:
-                    sheet_images.setdefault(photo.key, [image]).append(output)
-            results[name] = _summarise(scores, gallery, bcfg)
-            if cfg.progress:
-                r = results[name]
-                print(f"privacy: {name}: {r['ms_per_photo']:.0f} ms/photo, coverage≥32 {r['coverage']['>=32']:.3f}, "
-                      f"bg_changed {100 * r['bg_changed']:.2f} %", file=sys.stderr)
+        scores = {name: MethodScores() for name in names}
+        # Methods take turns over blocks of photos, each block starting with the next method: the load
+        # of a shared machine drifts by ±15 % over a run, and running the methods one after the other
+        # gave that drift to whichever ran last. Blocks (not photo by photo) keep one runtime's idle
+        # worker threads from spinning into the next method's time.
+        for b_idx, start in enumerate(range(0, len(photos), INTERLEAVE_BLOCK)):
+            turn = names[b_idx % len(names):] + names[:b_idx % len(names)]
+            for name in turn:
+                for p_idx in range(start, min(start + INTERLEAVE_BLOCK, len(photos))):
+                    photo = photos[p_idx]
+                    try:
+                        image, output, ms = _time_one(blurrers[name], photo, scratch)
+                    except BadInputError as exc:
+                        skipped.add(f"{photo.key}: {exc}")
+                        continue
+                    _score(scores[name], image, output, photo, p_idx, gallery_index, recognizer)
+                    scores[name].ms.append(ms)
+                    scores[name].megapixels.append(image.shape[0] * image.shape[1] / 1e6)
+                    if photo.key in sheet_photos:
+                        sheet_images.setdefault(photo.key, {})[name] = (image, output)
+    results: dict[str, dict] = {}
+    for name, bcfg in methods:
+        results[name] = _summarise(scores[name], gallery, bcfg)
+        if cfg.progress:
+            r = results[name]
+            print(f"privacy: {name}: {r['ms_per_photo']:.0f} ms/photo, coverage≥32 {r['coverage']['>=32']:.3f}, "
+                  f"bg_changed {100 * r['bg_changed']:.2f} %", file=sys.stderr)
     summary = {
         "protocol": "full photos at native resolution; each method = `unetblur blur` flags; time = decode + "
-                    "anonymise + encode, median and mean over photos after warm-up",
+                    "anonymise + encode, median and mean over photos after warm-up; methods take turns "
+                    f"over blocks of {INTERLEAVE_BLOCK} photos",
         "data": cfg.data, "split": cfg.split, "photos": len(photos),
         "faces": sum(len(p.faces) for p in photos),
         "gallery_size": len(gallery) if recognizer is not None else None,
@@ -363,7 +375,8 @@ def _sheet_choice(photos: list[Photo], count: int) -> set[str]:
     return {p.key for p in photos[::step][:count]}
 
 
-def _write_sheets(folder: Path, sheet_images: dict[str, list[np.ndarray]], names: list[str]) -> None:
+def _write_sheets(folder: Path, sheet_images: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+                  names: list[str]) -> None:
     """One JPEG per photo: the original, then each method's output, side by side at 480 px wide each."""
     import cv2
 
@@ -372,9 +385,11 @@ def _write_sheets(folder: Path, sheet_images: dict[str, list[np.ndarray]], names
     if not sheet_images:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    for i, (key, images) in enumerate(sorted(sheet_images.items())):
+    for i, (key, by_method) in enumerate(sorted(sheet_images.items())):
+        shown = [n for n in names if n in by_method]
+        images = [by_method[shown[0]][0], *(by_method[n][1] for n in shown)]
         panels = []
-        for label, img in zip(["input", *names], images):
+        for label, img in zip(["input", *shown], images):
             scale = 480 / img.shape[1]
             small = cv2.resize(img, (480, max(1, round(img.shape[0] * scale))), interpolation=cv2.INTER_AREA)
             small = small.copy()
