@@ -25,7 +25,7 @@ from .layout import dataset_folders, list_samples, require_dataset
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HWC uint8 RGB → CHW float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return _unit_float(_chw(image))
 
 
 def to_image(tensor: torch.Tensor) -> np.ndarray:
@@ -56,12 +56,22 @@ class PairedDataset(Dataset):
         if mask.shape != image.shape[:2]:
             raise BadInputError(s.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its input is "
                                         f"{image.shape[1]}x{image.shape[0]}")
-        item = {"image": tv_tensors.Image(to_tensor(image)), "target": tv_tensors.Image(to_tensor(target)),
-                "mask": tv_tensors.Mask(torch.from_numpy((mask > 127).astype(np.float32))[None])}
+        # Augment in uint8, convert the crop: converting the whole stored image to float first cost
+        # about a third of a CPU training step on 480-px photos cropped to 192 px.
+        item = {"image": tv_tensors.Image(_chw(image)), "target": tv_tensors.Image(_chw(target)),
+                "mask": tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask))[None])}
         if self.transform is not None:
             item = self.transform(item)
-        return {"image": item["image"].as_subclass(torch.Tensor), "target": item["target"].as_subclass(torch.Tensor),
-                "mask": item["mask"].as_subclass(torch.Tensor), "stem": s.stem}
+        return {"image": _unit_float(item["image"]), "target": _unit_float(item["target"]),
+                "mask": (item["mask"].as_subclass(torch.Tensor) > 127).float(), "stem": s.stem}
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def _unit_float(image: torch.Tensor) -> torch.Tensor:
+    return image.as_subclass(torch.Tensor).float().div_(255.0)
 
 
 class RandomZoomCrop(v2.Transform):
