@@ -66,3 +66,18 @@ def rng() -> np.random.Generator:
 def tiny_dataset(tmp_path: Path) -> Path:
     """A 32×32 dataset: 8 train, 4 val, 4 test images."""
     return write_tiny_dataset(tmp_path / "ds")
+
+
+@pytest.fixture
+def experiment_script():
+    """Load a committed experiment script (``experiments/...py``, not a package) as a module."""
+    import importlib.util
+
+    def load(relative: str):
+        path = Path(__file__).resolve().parents[1] / "experiments" / relative
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -138,3 +138,17 @@ def test_a_simplified_export_keeps_parity_and_metadata(tiny_model_file, tmp_path
     report = export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path), simplify=True, parity_count=1))
     assert report["parity_fp32"]["max_abs_diff"] < 1e-4
     assert OnnxModel(tmp_path / "tiny.onnx").metadata["stride"] == "4"
+
+
+def test_arch_speed_times_a_spec_as_an_int8_net_at_each_working_size(tmp_path, experiment_script, capsys):
+    import yaml
+
+    from unetblur.models import PRESETS
+
+    spec_file = tmp_path / "tiny_s2d.yaml"
+    spec_file.write_text(yaml.safe_dump(PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth",
+                                                                     mask_channel=True).to_dict()))
+    arch_speed = experiment_script("full_photo/arch_speed.py")
+    assert arch_speed.main([str(spec_file), "--sizes", "64,96", "--repeat", "1", "--threads", "1"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1]
+    assert row.startswith("| tiny_s2d (4-8 / 16 stem/4 s2d +mask) |") and row.count(" ms") == 2

@@ -130,22 +130,12 @@ def test_blurring_the_ground_truth_boxes_covers_every_face_and_leaves_the_backgr
     assert boxes["coverage"]["all"] == 1.0 and boxes["bg_changed"] == 0.0
 
 
-def _mask_recall_script():
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "experiments" / "full_photo" / "mask_recall.py"
-    spec = importlib.util.spec_from_file_location("mask_recall", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost(tmp_path):
+def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost(tmp_path, experiment_script):
     from unetblur.evaluate.photos import Photo
     from unetblur.faces import Face
     from unetblur.io import write_image
 
-    mask_recall = _mask_recall_script()
+    mask_recall = experiment_script("full_photo/mask_recall.py")
     path = tmp_path / "photo.png"
     write_image(path, np.zeros((200, 400, 3), np.uint8))
     found, missed = Face(20, 20, 60, 60, 1.0), Face(200, 100, 300, 200, 1.0)   # 40 px and 100 px wide
