@@ -56,8 +56,8 @@ class PairedDataset(Dataset):
         if mask.shape != image.shape[:2]:
             raise BadInputError(s.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its input is "
                                         f"{image.shape[1]}x{image.shape[0]}")
-        # Augment in uint8, convert the crop: converting the whole stored image to float first cost
-        # about a third of a CPU training step on 480-px photos cropped to 192 px.
+        # Augment in uint8, convert the crop: converting the whole stored image to float first was wasted
+        # work (a 480-px photo cropped to 192 px: 25 → 22 ms per item on a busy core).
         item = {"image": tv_tensors.Image(_chw(image)), "target": tv_tensors.Image(_chw(target)),
                 "mask": tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask))[None])}
         if self.transform is not None:

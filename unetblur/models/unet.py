@@ -37,7 +37,7 @@ class UNetSpec:
     stem_stride: 1, or s > 1 to run the net at 1/s resolution; its output is upsampled bilinearly
                 (cheap full-resolution masks for compositing).
     stem:       how a stem_stride > 1 reduces the input: "conv" (the first 3×3 conv is strided; at s = 4
-                it samples one pixel in four per row and column) or "space_to_depth" (each s×s block
+                its windows never read one row and one column in four) or "space_to_depth" (each s×s block
                 becomes s²·3 channels, every pixel is seen, then an unstrided first conv).
     mask_channel: an extra output channel predicting the face mask.
     """
