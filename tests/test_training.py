@@ -406,3 +406,21 @@ def test_ddp_with_two_cpu_processes_trains_and_writes_one_model(tmp_path):
     _, meta = load_model(out / "model.pt")
     # 8 images, 2 per batch, split over 2 processes: 2 steps per epoch each.
     assert meta["global_step"] == 4 and meta["epochs_completed"] == 2
+
+
+def test_cached_samples_are_decoded_once_and_served_unchanged_by_augmentation(tiny_dataset):
+    import shutil
+
+    from unetblur.data.dataset import PairedDataset, joint_augmentation
+
+    expected = [PairedDataset(tiny_dataset, "train")[i] for i in range(8)]
+    cached = PairedDataset(tiny_dataset, "train", transform=joint_augmentation(16, zoom=2.0), cache=True)
+    for i in range(len(cached)):
+        cached[i]  # first epoch: decode and keep; the augmented crops must not write into what is kept
+    for split in ("train", "train_blur", "train_mask"):
+        shutil.rmtree(tiny_dataset / split)  # later epochs never read the files again
+    cached.transform = None
+    for i, want in enumerate(expected):
+        got = cached[i]
+        for key in ("image", "target", "mask"):
+            assert torch.equal(got[key], want[key]), key
