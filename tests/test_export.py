@@ -64,6 +64,32 @@ def test_a_space_to_depth_student_exports_to_int8_with_parity(tmp_path):
     assert report["int8"]["vs_fp32"]["min_psnr_db"] >= 30 and (tmp_path / "out" / "s2d.int8.onnx").is_file()
 
 
+def test_a_strided_stem_is_exported_without_its_final_upsampling_which_the_runtime_does(tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from unetblur.models import PRESETS
+
+    spec = PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth", mask_channel=True)
+    model = random_calibrated_model(spec)
+    save_model(model, tmp_path / "s2d.pt")
+    export_model(ExportConfig(model=str(tmp_path / "s2d.pt"), out_dir=str(tmp_path / "out"), parity_count=1))
+    path = tmp_path / "out" / "s2d.onnx"
+    x = np.random.default_rng(0).random((1, 3, 64, 96), dtype=np.float32)
+    graph_out = ort.InferenceSession(str(path)).run(None, {"image": x})[0]
+    assert graph_out.shape == (1, 4, 16, 24)  # a quarter of the input: no full-resolution work in the graph
+    runtime = OnnxModel(path)
+    assert runtime.output_stride == 4 and runtime.metadata["output_stride"] == "4"
+    with torch.no_grad():
+        reference = model.eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(runtime.run(x) - reference).max() < 1e-4  # the same bilinear ×4 as the network's own
+    assert model.upsample_output  # the exported copy was changed, not the model
+    # Sides that are not multiples of the stride: padded, upsampled, cropped back to the input's size.
+    image = (np.random.default_rng(1).random((50, 70, 3)) * 255).astype(np.uint8)
+    rgb, mask = runtime.predict(image)
+    assert rgb.shape == (50, 70, 3) and mask.shape == (50, 70) and mask.flags.c_contiguous
+
+
 def test_export_report_is_written_as_json_beside_the_model(exported):
     out, report = exported
     on_disk = json.loads((out / "tiny.export.json").read_text())
@@ -152,3 +178,19 @@ def test_arch_speed_times_a_spec_as_an_int8_net_at_each_working_size(tmp_path, e
     assert arch_speed.main([str(spec_file), "--sizes", "64,96", "--repeat", "1", "--threads", "1"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1]
     assert row.startswith("| tiny_s2d (4-8 / 16 stem/4 s2d +mask) |") and row.count(" ms") == 2
+
+
+@pytest.mark.parametrize("value", ["3", "x"])
+def test_an_output_stride_that_cannot_be_right_is_refused_at_load_in_one_line(tiny_model_file, tmp_path, value):
+    import onnx
+
+    from unetblur.deploy.onnx_export import set_metadata
+    from unetblur.errors import BadInputError
+
+    export_model(ExportConfig(model=str(tiny_model_file), out_dir=str(tmp_path), parity_count=1))
+    proto = onnx.load(str(tmp_path / "tiny.onnx"))
+    set_metadata(proto, {"output_stride": value})
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(BadInputError, match="output_stride") as err:
+        OnnxModel(tmp_path / "bad.onnx")
+    assert "\n" not in str(err.value)

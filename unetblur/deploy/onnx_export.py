@@ -85,13 +85,14 @@ def _training_size(meta: dict) -> str:
 def model_metadata(model, meta: dict, precision: str, operating_point: str = "") -> dict[str, str]:
     """The ``metadata_props`` every exported file carries (strings only); ``operating_point`` in the
     ``--operating-point`` form adds the composite settings ``unetblur blur`` then runs the file at."""
-    from ..models import model_stride
+    from ..models import model_stride, output_stride
     from ..models.checkpoint import model_kind_and_spec
 
     kind, spec = model_kind_and_spec(model)
     mask = bool(spec.get("mask_channel", False))
     return {rt.META_LAYOUT: "NCHW", rt.META_COLOR: "RGB", rt.META_RANGE: "[0, 1]",
-            rt.META_STRIDE: str(model_stride(model)), rt.META_TRAIN_SIZE: _training_size(meta),
+            rt.META_STRIDE: str(model_stride(model)), rt.META_OUTPUT_STRIDE: str(output_stride(model)),
+            rt.META_TRAIN_SIZE: _training_size(meta),
             rt.META_SPEC: json.dumps({"kind": kind, **spec}, sort_keys=True), rt.META_MASK: str(mask).lower(),
             rt.META_VERSION: __version__, rt.META_PRECISION: precision,
             "outputs": "RGB then mask" if mask else "RGB",
@@ -161,13 +162,14 @@ def shuffle_upsampling(model):
 def export_onnx(model, path: str | os.PathLike, metadata: dict[str, str], *, opset: int = 17,
                 simplify: bool = False, sample_side: int | None = None) -> Path:
     """Export an eval-mode torch model to ``path`` (one file, weights embedded): input ``image``
-    N×3×H×W float32, output ``output`` N×C×H×W, batch/height/width dynamic; checked with
-    ``onnx.checker``; optionally simplified with onnxslim; ``metadata`` stored in ``metadata_props``.
-    Transposed-conv upsampling is written INT8-friendly first (:func:`shuffle_upsampling`)."""
+    N×3×H×W float32, output ``output`` N×C×(H/s)×(W/s) with s = :func:`~unetblur.models.output_stride`
+    (the ``output_stride`` metadata), batch/height/width dynamic; checked with ``onnx.checker``;
+    optionally simplified with onnxslim; ``metadata`` stored in ``metadata_props``. Transposed-conv
+    upsampling is written INT8-friendly first (:func:`shuffle_upsampling`)."""
     import onnx
     import torch
 
-    from ..models import model_stride
+    from ..models import model_stride, output_stride
 
     stride = model_stride(model)
     side = sample_side or max(2 * stride, 64)
@@ -176,11 +178,15 @@ def export_onnx(model, path: str | os.PathLike, metadata: dict[str, str], *, ops
     path = Path(path)
     model.eval()
     check_opset(opset)
+    graph = shuffle_upsampling(model)
+    if output_stride(model) > 1:
+        graph.upsample_output = False
+    out_dyn = dyn if output_stride(model) == 1 else {0: "batch", 2: "out_height", 3: "out_width"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(shuffle_upsampling(model), (dummy,), str(path), dynamo=False, input_names=["image"],
-                              output_names=["output"], dynamic_axes={"image": dyn, "output": dyn},
+            torch.onnx.export(graph, (dummy,), str(path), dynamo=False, input_names=["image"],
+                              output_names=["output"], dynamic_axes={"image": dyn, "output": out_dyn},
                               opset_version=opset, do_constant_folding=True)
         except (RuntimeError, ValueError, TypeError) as exc:  # torch.onnx's errors: an operator missing at opset
             raise UnetblurError(f"--opset {opset}: torch could not export this model at that opset "

@@ -12,7 +12,8 @@ from .checkpoint import load_model, read_checkpoint, save_model
 from .unet import PRESETS, UNet, UNetSpec, count_parameters, pad_to_stride
 
 __all__ = ["build_model", "build_from_kind", "UNet", "UNetSpec", "PRESETS", "count_parameters", "pad_to_stride",
-           "save_model", "load_model", "read_checkpoint", "model_stride"]
+           "save_model", "load_model", "read_checkpoint", "model_stride",
+           "output_stride"]
 
 
 def build_model(name_or_spec: str | UNetSpec | dict, *, mask_channel: bool | None = None) -> nn.Module:
@@ -46,6 +47,13 @@ def build_from_kind(kind: str, spec: dict) -> nn.Module:
         from .smp import SmpUNet
         return SmpUNet(**spec)
     raise UnetblurError(f"unknown model kind {kind!r} in model file")
+
+
+def output_stride(model: nn.Module) -> int:
+    """How much smaller than its input the exported graph's output is: a U-Net with a strided stem
+    is exported without its final upsampling (the runtime upsamples what it uses); 1 otherwise."""
+    spec = getattr(model, "spec", None)
+    return spec.stem_stride if hasattr(model, "upsample_output") and getattr(spec, "stem_stride", 1) > 1 else 1
 
 
 def model_stride(model: nn.Module) -> int:

@@ -21,6 +21,7 @@ META_LAYOUT = "input_layout"          # "NCHW"
 META_COLOR = "color_order"            # "RGB"
 META_RANGE = "value_range"            # "[0, 1]"
 META_STRIDE = "stride"                # input sides must be multiples of this
+META_OUTPUT_STRIDE = "output_stride"  # the output is this much smaller than the input (absent: 1)
 META_TRAIN_SIZE = "training_size"     # side of the training crops, or "" when unknown
 META_SPEC = "spec"                    # the architecture spec as JSON
 META_MASK = "mask_channel"            # "true" / "false"
@@ -140,6 +141,14 @@ class OnnxModel:
             self.stride = int(self.metadata.get(META_STRIDE, FALLBACK_STRIDE))
         except ValueError:
             raise BadInputError(self.path, f"metadata stride {self.metadata[META_STRIDE]!r} is not an integer") from None
+        try:
+            self.output_stride = int(self.metadata.get(META_OUTPUT_STRIDE, 1))
+        except ValueError:
+            raise BadInputError(self.path, f"metadata output_stride {self.metadata[META_OUTPUT_STRIDE]!r} is not "
+                                           "an integer") from None
+        if self.output_stride < 1 or self.stride % self.output_stride:
+            raise BadInputError(self.path, f"metadata output_stride {self.output_stride} does not divide the stride "
+                                           f"{self.stride}; re-export it with `unetblur export`")
         if META_MASK in self.metadata:
             self.mask_channel = self.metadata[META_MASK].lower() == "true"
         else:  # a foreign file: trust the output's channel count when it is static
@@ -156,11 +165,29 @@ class OnnxModel:
     def run(self, x: np.ndarray) -> np.ndarray:
         """Raw network call: NCHW float32 RGB in [0, 1], any H and W (padded to the stride and
         cropped back here) → NCHW float32 in [0, 1] (RGB, then the mask channel if any)."""
+        out, (h, w) = self._run_native(x)
+        return np.stack([self._upsampled(y, (h, w)) for y in out])
+
+    def _run_native(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """The graph's own output for ``x`` (1/``output_stride`` of the padded input) and the input's (H, W)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise UnetblurError(f"expected an N×3×H×W array, got shape {tuple(x.shape)}")
         padded, (h, w) = reflect_pad(np.ascontiguousarray(x, dtype=np.float32), self.stride)
         out = self.session.run([self.output_name], {self.input_name: padded.astype(self.input_dtype, copy=False)})[0]
-        return np.asarray(out[..., :h, :w], dtype=np.float32)
+        return np.asarray(out, dtype=np.float32), (h, w)
+
+    def _upsampled(self, y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        """C×h×w native output → C×H×W at the input's size: bilinear, half-pixel centres (what the
+        network's own ``F.interpolate(..., align_corners=False)`` computes), then the padding cropped."""
+        h, w = hw
+        if self.output_stride > 1:
+            import cv2
+
+            s = self.output_stride
+            up = cv2.resize(np.ascontiguousarray(y.transpose(1, 2, 0)), (y.shape[2] * s, y.shape[1] * s),
+                            interpolation=cv2.INTER_LINEAR)
+            y = up.reshape(up.shape[0], up.shape[1], -1).transpose(2, 0, 1)
+        return y[:, :h, :w]
 
     def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """HWC uint8 RGB image of any size → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None).
@@ -183,15 +210,16 @@ class OnnxModel:
         if len({im.shape for im in images}) > 1:
             return [pair for im in images for pair in self.predict_batch([im], rgb)]
         x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        out = self.run(x)
+        out, hw = self._run_native(x)
         from .base import check_model_output
 
         check_model_output(out, self.name, self.mask_channel)  # NaN / out of range: fail closed, never clip
         results = []
-        for y in out:
-            # The uint8 RGB conversion is ~1 ms at 640×480: skipped when only the mask is wanted.
-            image_out = (np.clip(y[:3], 0.0, 1.0).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8) if rgb else None
-            mask = np.clip(y[3], 0.0, 1.0).astype(np.float32) if self.mask_channel and y.shape[0] > 3 else None
+        for y in np.clip(out, 0.0, 1.0):
+            # Upsampled and converted only when wanted: the uint8 RGB is ~1 ms at 640×480, and a
+            # compositing caller needs the mask alone.
+            image_out = (self._upsampled(y[:3], hw).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8) if rgb else None
+            mask = np.ascontiguousarray(self._upsampled(y[3:4], hw)[0]) if self.mask_channel and y.shape[0] > 3 else None
             results.append((image_out, mask))
         return results
 
