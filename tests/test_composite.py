@@ -337,3 +337,28 @@ def test_compositing_a_mask_channel_model_asks_for_the_mask_only():
     CompositingBlurrer(Recording(mask_channel=True))(scene())
     CompositingBlurrer(Recording(mask_channel=False))(scene())  # the difference mask needs the RGB output
     assert asked == [False, True]
+
+
+def test_a_coarse_graph_is_read_on_its_own_grid_and_blurs_what_its_upsampled_mask_would(tmp_path):
+    from test_media import red_face_onnx
+    from unetblur.runtime.onnx import OnnxModel
+
+    model = OnnxModel(red_face_onnx(tmp_path / "coarse.onnx", output_stride=4))
+
+    class Upsampled:  # the same network seen only through predict(): a working-resolution mask
+        name, mask_channel = "upsampled", True
+
+        def predict(self, image, rgb=True):
+            return model.predict(image, rgb)
+
+    image = np.full((150, 203, 3), 90, np.uint8)
+    cv2.ellipse(image, (120, 70), (22, 28), 0, 0, 360, (230, 40, 40), -1)
+    coarse, fine = CompositingBlurrer(model, working_size=160), CompositingBlurrer(Upsampled(), working_size=160)
+    prob, cell = coarse.face_map(image)
+    assert cell == 4 and prob.shape == (-(-118 // 4), 40)  # 203×150 at working size 160 is 160×118
+    a, b = coarse(image), fine(image)
+    assert len(a.faces) == len(b.faces) == 1
+    assert np.abs(np.subtract(a.faces[0].box, b.faces[0].box)).max() <= 3  # full-resolution pixels
+    inter, union = np.logical_and(a.mask > 0, b.mask > 0).sum(), np.logical_or(a.mask > 0, b.mask > 0).sum()
+    assert inter / union > 0.95
+    assert np.abs(coarse.face_probability(image) - fine.face_probability(image)).max() < 1e-4

@@ -38,9 +38,10 @@ def streams(path: Path) -> str:
     return "\n".join(line for line in err.splitlines() if "Stream #" in line)
 
 
-def red_face_onnx(path: Path) -> Path:
+def red_face_onnx(path: Path, output_stride: int = 1) -> Path:
     """A torch-free stand-in for an exported U-Net: RGB passed through plus a mask channel that is
-    sigmoid(40·(R − G − 0.4)), i.e. "red pixels are face". Carries unetblur's export metadata."""
+    sigmoid(40·(R − G − 0.4)), i.e. "red pixels are face". Carries unetblur's export metadata.
+    ``output_stride`` s > 1: the output is averaged over s×s cells, as a strided-stem export ends."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -55,17 +56,21 @@ def red_face_onnx(path: Path) -> Path:
         helper.make_node("Sub", ["d", "offset"], ["d0"]),
         helper.make_node("Mul", ["d0", "gain"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["mask"]),
-        helper.make_node("Concat", ["image", "mask"], ["output"], axis=1),
+        helper.make_node("Concat", ["image", "mask"], ["output" if output_stride == 1 else "full"], axis=1),
     ]
+    if output_stride > 1:
+        nodes.append(helper.make_node("AveragePool", ["full"], ["output"], kernel_shape=[output_stride] * 2,
+                                      strides=[output_stride] * 2))
     graph = helper.make_graph(
         nodes, "red_face",
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 4, "H", "W"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 4, "OH", "OW"])],
         initializer=[const("zero", [0]), const("one", [1]), const("two", [2]), const("axis", [1]),
                      const("offset", [0.4], []), const("gain", [40.0], [])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    for key, value in {"stride": "1", "mask_channel": "true", "precision": "fp32", "color_order": "RGB"}.items():
+    for key, value in {"stride": str(output_stride), "output_stride": str(output_stride), "mask_channel": "true",
+                       "precision": "fp32", "color_order": "RGB"}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))

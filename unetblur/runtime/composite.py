@@ -108,39 +108,64 @@ class CompositingBlurrer:
     # ------------------------------------------------------------------ mask
 
     def face_probability(self, image: np.ndarray) -> np.ndarray:
-        """HW float32 in [0, 1] at the *working* resolution: max over the passes (smaller passes upsampled).
+        """HW float32 in [0, 1] at the *working* resolution: max over the passes (smaller passes upsampled)."""
+        prob, cell = self.face_map(image)
+        if cell > 1:
+            h, w = image.shape[:2]
+            base = working_scale(h, w, self.working_size)
+            work_w, work_h = max(1, round(w * base)), max(1, round(h * base))
+            prob = cv2.resize(prob, (prob.shape[1] * cell, prob.shape[0] * cell),
+                              interpolation=cv2.INTER_LINEAR)[:work_h, :work_w]
+        return prob
 
-        Components are found at this resolution and only each face's box is upsampled to full
-        resolution, so the cost beyond the network grows with face area, not with frame size.
+    def face_map(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """``(probability map, cell)``: the face probability (max over the passes, smaller passes
+        resampled to the first pass's grid), each map pixel covering ``cell``×``cell`` working pixels.
+
+        A model whose graph ends at a coarser grid (``coarse_mask``, an exported strided-stem U-Net) is
+        read there (cell = its output stride): components are found on that grid and only each face's
+        box is upsampled to full resolution, so the cost beyond the network grows with face area, not
+        with frame size. Other models give a working-resolution map (cell = 1).
         """
         h, w = image.shape[:2]
         base = working_scale(h, w, self.working_size)
-        size0 = (max(1, round(w * base)), max(1, round(h * base)))
-        prob = None
+        coarse = getattr(self.model, "coarse_mask", None) if getattr(self.model, "mask_channel", False) \
+            and getattr(self.model, "output_stride", 1) > 1 else None
+        prob, cell = None, 1
         for s in self.scales:
             f = base * s
             if f < 1.0:
                 small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
             else:
                 small = image
-            rgb, mask = self.model.predict(small, rgb=not self.model.mask_channel)
-            # A NaN or wrong-sized mask would read as "no face": refuse it (fail closed).
-            check_mask(mask, small.shape[:2], self.name)
-            if mask is None:
-                mask = difference_mask(small, rgb, self.diff_threshold)
-                self._used_difference = True
+            if coarse is not None:
+                mask, stride = coarse(small)
+                # A NaN or wrong-sized mask would read as "no face": refuse it (fail closed).
+                check_mask(mask, (-(-small.shape[0] // stride), -(-small.shape[1] // stride)), self.name)
+            else:
+                stride = 1
+                rgb, mask = self.model.predict(small, rgb=not self.model.mask_channel)
+                check_mask(mask, small.shape[:2], self.name)
+                if mask is None:
+                    mask = difference_mask(small, rgb, self.diff_threshold)
+                    self._used_difference = True
             mask = np.asarray(mask, np.float32)
-            if (mask.shape[1], mask.shape[0]) != size0:
-                mask = cv2.resize(mask, size0, interpolation=cv2.INTER_LINEAR)
-            prob = mask if prob is None else np.maximum(prob, mask)
-        return prob
+            if prob is None:
+                prob, cell = mask, stride
+            else:
+                if mask.shape != prob.shape:
+                    mask = cv2.resize(mask, (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_LINEAR)
+                prob = np.maximum(prob, mask)
+        return prob, cell
 
-    def components(self, prob: np.ndarray, full_hw: tuple[int, int]):
-        """Connected components of ``prob ≥ threshold`` (working resolution) as full-resolution pieces:
-        a list of ``(pixels bool crop, (x1, y1, x2, y2) full-res box of the crop, peak prob)``."""
+    def components(self, prob: np.ndarray, full_hw: tuple[int, int], cell: int = 1):
+        """Connected components of ``prob ≥ threshold`` (a :meth:`face_map` of ``cell``×``cell`` working
+        pixels per value) as full-resolution pieces: a list of ``(pixels bool crop, (x1, y1, x2, y2)
+        full-res box of the crop, peak prob)``."""
         H, W = full_hw
         h0, w0 = prob.shape
-        sx, sy = W / w0, H / h0
+        base = working_scale(H, W, self.working_size)
+        sx, sy = W / max(1, round(W * base)) * cell, H / max(1, round(H * base)) * cell
         binary = (prob >= self.threshold).astype(np.uint8)
         close = self.close if self.close is not None else (2 if self._used_difference else 0)
         if close:
@@ -153,11 +178,14 @@ class CompositingBlurrer:
         out = []
         for i in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area < self.min_area:
+            if area * cell * cell < self.min_area:
                 continue
-            # One working pixel of margin: bilinear upsampling spreads a pixel's value that far.
+            # One map pixel of margin: bilinear upsampling spreads a pixel's value that far. The margin keeps
+            # its own (below-threshold) values, so the component ends where the upsampled map crosses the
+            # threshold; only another component's pixels are zeroed.
             lx1, ly1, lx2, ly2 = max(0, x - 1), max(0, y - 1), min(w0, x + bw + 1), min(h0, y + bh + 1)
-            local = np.where(labels[ly1:ly2, lx1:lx2] == i, prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
+            labels_here = labels[ly1:ly2, lx1:lx2]
+            local = np.where((labels_here == i) | (labels_here == 0), prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
             peak = float(local.max())
             if peak < self.min_peak:
                 continue
@@ -199,7 +227,8 @@ class CompositingBlurrer:
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
                                 f"of shape {getattr(image, 'shape', None)}")
-        comps = self.components(self.face_probability(image), image.shape[:2])
+        prob, cell = self.face_map(image)
+        comps = self.components(prob, image.shape[:2], cell)
         out, union, found = composite_faces(image, comps, self)
         return BlurResult(out, union, found)
 

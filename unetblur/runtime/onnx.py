@@ -223,6 +223,22 @@ class OnnxModel:
             results.append((image_out, mask))
         return results
 
+    def coarse_mask(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """The mask channel as the graph makes it: (⌈H/s⌉×⌈W/s⌉ float32 in [0, 1], s), s = ``output_stride``.
+        Cell (i, j) covers input pixels [s·i, s·i + s) × [s·j, s·j + s). For callers that find regions on
+        the coarse grid and upsample only those (:class:`~unetblur.runtime.composite.CompositingBlurrer`)."""
+        if not self.mask_channel:
+            raise UnetblurError(f"model {self.name} has no mask channel")
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+            raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
+                                f"array of shape {getattr(image, 'shape', None)}")
+        out, (h, w) = self._run_native(image[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        from .base import check_model_output
+
+        check_model_output(out, self.name, self.mask_channel)
+        s = self.output_stride
+        return np.clip(out[0, 3, :-(-h // s), :-(-w // s)], 0.0, 1.0), s
+
     def spec(self) -> dict | None:
         """The architecture spec stored at export, or None."""
         text = self.metadata.get(META_SPEC)
