@@ -71,8 +71,9 @@ class TrtModel:
         return self._buffers[key][:2]
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """NCHW float32 [0, 1] (any size; padded to the stride, cropped back) → NCHW float32."""
-        from unetblur.runtime.onnx import reflect_pad
+        """NCHW float32 [0, 1] (any size; padded to the stride, cropped back) → NCHW float32. An engine
+        whose output is smaller than its input (a strided-stem export, `output_stride`) is upsampled here."""
+        from unetblur.runtime.onnx import reflect_pad, upsample_output
 
         cudart = self.cudart
         padded, (h, w) = reflect_pad(np.ascontiguousarray(x, np.float32), self.stride)
@@ -88,7 +89,7 @@ class TrtModel:
             raise RuntimeError("TensorRT execution failed")
         _check(cudart.cudaMemcpyAsync(out.ctypes.data, d_out, out.nbytes, d2h, self.stream))
         _check(cudart.cudaStreamSynchronize(self.stream))
-        return out[..., :h, :w]
+        return np.stack([upsample_output(y, padded.shape[2] // out.shape[2], (h, w)) for y in out])
 
     def predict(self, image: np.ndarray):
         y = self.run(image.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)[0]

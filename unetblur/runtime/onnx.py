@@ -108,6 +108,21 @@ def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]
     return x, (h, w)
 
 
+def upsample_output(y: np.ndarray, output_stride: int, hw: tuple[int, int]) -> np.ndarray:
+    """A C×h×w network output of ``output_stride`` s (see ``unetblur export``) → C×H×W at the input's
+    size ``hw``: bilinear ×s with half-pixel centres (what the network's own ``F.interpolate(...,
+    align_corners=False)`` computes), then the padding cropped. Also for other runtimes (TensorRT)."""
+    h, w = hw
+    if output_stride > 1:
+        import cv2
+
+        s = output_stride
+        up = cv2.resize(np.ascontiguousarray(y.transpose(1, 2, 0)), (y.shape[2] * s, y.shape[1] * s),
+                        interpolation=cv2.INTER_LINEAR)
+        y = up.reshape(up.shape[0], up.shape[1], -1).transpose(2, 0, 1)
+    return y[:, :h, :w]
+
+
 class OnnxModel:
     """An exported U-Net run by ONNX Runtime, seen as arrays (the ``ImageModel`` protocol).
 
@@ -177,17 +192,7 @@ class OnnxModel:
         return np.asarray(out, dtype=np.float32), (h, w)
 
     def _upsampled(self, y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-        """C×h×w native output → C×H×W at the input's size: bilinear, half-pixel centres (what the
-        network's own ``F.interpolate(..., align_corners=False)`` computes), then the padding cropped."""
-        h, w = hw
-        if self.output_stride > 1:
-            import cv2
-
-            s = self.output_stride
-            up = cv2.resize(np.ascontiguousarray(y.transpose(1, 2, 0)), (y.shape[2] * s, y.shape[1] * s),
-                            interpolation=cv2.INTER_LINEAR)
-            y = up.reshape(up.shape[0], up.shape[1], -1).transpose(2, 0, 1)
-        return y[:, :h, :w]
+        return upsample_output(y, self.output_stride, hw)
 
     def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """HWC uint8 RGB image of any size → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None).
