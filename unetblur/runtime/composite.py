@@ -37,6 +37,11 @@ def working_scale(height: int, width: int, working_size: int | None) -> float:
     return min(1.0, float(working_size) / max(height, width))
 
 
+def scaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
+    """``(width, height)`` of an image scaled by ``factor`` (cv2's order), at least 1 pixel each."""
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
 class CompositingBlurrer:
     """A :class:`Blurrer` that composites a full-resolution blur where an :class:`ImageModel` sees faces.
 
@@ -113,7 +118,7 @@ class CompositingBlurrer:
         if cell > 1:
             h, w = image.shape[:2]
             base = working_scale(h, w, self.working_size)
-            work_w, work_h = max(1, round(w * base)), max(1, round(h * base))
+            work_w, work_h = scaled_size(h, w, base)
             prob = cv2.resize(prob, (prob.shape[1] * cell, prob.shape[0] * cell),
                               interpolation=cv2.INTER_LINEAR)[:work_h, :work_w]
         return prob
@@ -135,7 +140,7 @@ class CompositingBlurrer:
         for s in self.scales:
             f = base * s
             if f < 1.0:
-                small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+                small = cv2.resize(image, scaled_size(h, w, f), interpolation=cv2.INTER_AREA)
             else:
                 small = image
             if coarse is not None:
@@ -164,8 +169,8 @@ class CompositingBlurrer:
         full-res box of the crop, peak prob)``."""
         H, W = full_hw
         h0, w0 = prob.shape
-        base = working_scale(H, W, self.working_size)
-        sx, sy = W / max(1, round(W * base)) * cell, H / max(1, round(H * base)) * cell
+        work_w, work_h = scaled_size(H, W, working_scale(H, W, self.working_size))
+        sx, sy = W / work_w * cell, H / work_h * cell
         binary = (prob >= self.threshold).astype(np.uint8)
         close = self.close if self.close is not None else (2 if self._used_difference else 0)
         if close:
