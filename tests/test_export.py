@@ -194,3 +194,32 @@ def test_an_output_stride_that_cannot_be_right_is_refused_at_load_in_one_line(ti
     with pytest.raises(BadInputError, match="output_stride") as err:
         OnnxModel(tmp_path / "bad.onnx")
     assert "\n" not in str(err.value)
+
+
+def test_coarse_output_rewrites_an_export_made_before_output_stride_to_the_same_function(
+        tmp_path, experiment_script, monkeypatch, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    import unetblur.models as models
+    from unetblur.deploy.onnx_export import export_onnx, model_metadata
+    from unetblur.models import PRESETS
+
+    model = random_calibrated_model(PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth",
+                                                                 mask_channel=True))
+    monkeypatch.setattr(models, "output_stride", lambda m: 1)  # export as before: upsampling in the graph
+    metadata = model_metadata(model, {}, "fp32")
+    export_onnx(model, tmp_path / "old.onnx", {k: v for k, v in metadata.items() if k != "output_stride"})
+    monkeypatch.undo()
+    coarse_output = experiment_script("full_photo/coarse_output.py")
+    assert coarse_output.main([str(tmp_path / "old.onnx"), str(tmp_path / "new.onnx")]) == 0
+    old, new = OnnxModel(tmp_path / "old.onnx"), OnnxModel(tmp_path / "new.onnx")
+    assert (old.output_stride, new.output_stride) == (1, 4)
+    x = np.random.default_rng(0).random((1, 3, 64, 96), dtype=np.float32)
+    assert ort.InferenceSession(str(tmp_path / "new.onnx")).run(None, {"image": x})[0].shape == (1, 4, 16, 24)
+    assert np.abs(old.run(x) - new.run(x)).max() < 1e-4
+    assert "Resize" not in {n.op_type for n in onnx.load(str(tmp_path / "new.onnx")).graph.node}
+    # Nothing to do twice, and never over its input.
+    assert coarse_output.main([str(tmp_path / "new.onnx"), str(tmp_path / "again.onnx")]) == 2
+    assert coarse_output.main([str(tmp_path / "old.onnx"), str(tmp_path / "old.onnx")]) == 2
+    assert "already has output_stride" in capsys.readouterr().err and not (tmp_path / "again.onnx").exists()
