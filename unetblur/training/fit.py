@@ -83,8 +83,8 @@ class TrainConfig:
     crop_size: int | None = None         # random crops for training, centre crops for val
     augment: bool = True                 # horizontal flips (and crops)
     zoom: float = 1.0                    # with crop_size: random crops zoom in up to this factor (1 = plain crops)
-    cache_images: bool = False           # keep decoded samples in memory after the first epoch (~1.2 MB per
-                                         # 480×360 sample, per loader worker): PNG decoding is a fifth of a step
+    cache_images: bool = False           # keep decoded samples in memory after the first epoch (~1.6 MB per
+                                         # 480×480 sample, per loader worker): PNG decoding is a sixth of a step
     limit: int | None = None             # use at most this many images per split
     max_minutes: float | None = None     # stop cleanly after this much training time
     checkpoint_every_n_steps: int = 50   # also write last.ckpt every N optimiser steps (resume mid-epoch)
