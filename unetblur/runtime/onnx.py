@@ -108,6 +108,12 @@ def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]
     return x, (h, w)
 
 
+def _check_image(image) -> None:
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
+                            f"array of shape {getattr(image, 'shape', None)}")
+
+
 def upsample_output(y: np.ndarray, output_stride: int, hw: tuple[int, int]) -> np.ndarray:
     """A C×h×w network output of ``output_stride`` s (see ``unetblur export``) → C×H×W at the input's
     size ``hw``: bilinear ×s with half-pixel centres (what the network's own ``F.interpolate(...,
@@ -205,11 +211,7 @@ class OnnxModel:
         per image otherwise). Returns one ``(rgb, mask)`` pair per image, in order."""
         images = list(images)
         for image in images:
-            if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
-                    and image.dtype == np.uint8):
-                shape = getattr(image, "shape", None)
-                raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
-                                    f"array of shape {shape}")
+            _check_image(image)
         if not images:
             return []
         if len({im.shape for im in images}) > 1:
@@ -234,9 +236,7 @@ class OnnxModel:
         the coarse grid and upsample only those (:class:`~unetblur.runtime.composite.CompositingBlurrer`)."""
         if not self.mask_channel:
             raise UnetblurError(f"model {self.name} has no mask channel")
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
-            raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
-                                f"array of shape {getattr(image, 'shape', None)}")
+        _check_image(image)
         out, (h, w) = self._run_native(image[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
         from .base import check_model_output
 
