@@ -29,11 +29,12 @@ def coarse_output(src: str, dst: str) -> int:
     from onnx import TensorProto, helper
 
     from unetblur.deploy.onnx_export import set_metadata
+    from unetblur.runtime.onnx import META_OUTPUT_STRIDE
 
     model = onnx.load(src)
     meta = {p.key: p.value for p in model.metadata_props}
-    if "output_stride" in meta:
-        raise UnetblurError(f"{src}: already has output_stride {meta['output_stride']}; nothing to rewrite")
+    if META_OUTPUT_STRIDE in meta:
+        raise UnetblurError(f"{src}: already has output_stride {meta[META_OUTPUT_STRIDE]}; nothing to rewrite")
     try:
         stride = int(json.loads(meta["spec"])["stem_stride"])
     except (KeyError, ValueError, TypeError):
@@ -51,7 +52,7 @@ def coarse_output(src: str, dst: str) -> int:
     del model.graph.output[:]
     model.graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT,
                                                             ["batch", None, "out_height", "out_width"]))
-    set_metadata(model, {"output_stride": str(stride)})
+    set_metadata(model, {META_OUTPUT_STRIDE: str(stride)})
     onnx.checker.check_model(model)
     onnx.save(model, dst)
     return stride

@@ -22,6 +22,7 @@ from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask, paste
 from ..errors import UnetblurError
 from ..faces import Face
 from .base import BlurResult, ImageModel, check_mask, difference_mask
+from .onnx import upsample_output
 
 #: How the region blurred for a component is chosen.
 #: ``face``: the component's own pixels plus the ``blur_faces`` shape (ellipse/box, ``mask_scale``) of
@@ -115,13 +116,12 @@ class CompositingBlurrer:
     def face_probability(self, image: np.ndarray) -> np.ndarray:
         """HW float32 in [0, 1] at the *working* resolution: max over the passes (smaller passes upsampled)."""
         prob, cell = self.face_map(image)
-        if cell > 1:
-            h, w = image.shape[:2]
-            base = working_scale(h, w, self.working_size)
-            work_w, work_h = scaled_size(h, w, base)
-            prob = cv2.resize(prob, (prob.shape[1] * cell, prob.shape[0] * cell),
-                              interpolation=cv2.INTER_LINEAR)[:work_h, :work_w]
-        return prob
+        work_w, work_h = self._working_size(*image.shape[:2])
+        return upsample_output(prob[None], cell, (work_h, work_w))[0]
+
+    def _working_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(width, height)`` at which the network sees a frame of this size (the first pass)."""
+        return scaled_size(height, width, working_scale(height, width, self.working_size))
 
     def face_map(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         """``(probability map, cell)``: the face probability (max over the passes, smaller passes
@@ -169,7 +169,7 @@ class CompositingBlurrer:
         full-res box of the crop, peak prob)``."""
         H, W = full_hw
         h0, w0 = prob.shape
-        work_w, work_h = scaled_size(H, W, working_scale(H, W, self.working_size))
+        work_w, work_h = self._working_size(H, W)
         sx, sy = W / work_w * cell, H / work_h * cell
         binary = (prob >= self.threshold).astype(np.uint8)
         close = self.close if self.close is not None else (2 if self._used_difference else 0)

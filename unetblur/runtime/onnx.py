@@ -187,7 +187,7 @@ class OnnxModel:
         """Raw network call: NCHW float32 RGB in [0, 1], any H and W (padded to the stride and
         cropped back here) → NCHW float32 in [0, 1] (RGB, then the mask channel if any)."""
         out, (h, w) = self._run_native(x)
-        return np.stack([self._upsampled(y, (h, w)) for y in out])
+        return np.stack([upsample_output(y, self.output_stride, (h, w)) for y in out])
 
     def _run_native(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """The graph's own output for ``x`` (1/``output_stride`` of the padded input) and the input's (H, W)."""
@@ -196,9 +196,6 @@ class OnnxModel:
         padded, (h, w) = reflect_pad(np.ascontiguousarray(x, dtype=np.float32), self.stride)
         out = self.session.run([self.output_name], {self.input_name: padded.astype(self.input_dtype, copy=False)})[0]
         return np.asarray(out, dtype=np.float32), (h, w)
-
-    def _upsampled(self, y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-        return upsample_output(y, self.output_stride, hw)
 
     def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """HWC uint8 RGB image of any size → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None).
@@ -225,8 +222,8 @@ class OnnxModel:
         for y in np.clip(out, 0.0, 1.0):
             # Upsampled and converted only when wanted: the uint8 RGB is ~1 ms at 640×480, and a
             # compositing caller needs the mask alone.
-            image_out = (self._upsampled(y[:3], hw).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8) if rgb else None
-            mask = np.ascontiguousarray(self._upsampled(y[3:4], hw)[0]) if self.mask_channel and y.shape[0] > 3 else None
+            image_out = (upsample_output(y[:3], self.output_stride, hw).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8) if rgb else None
+            mask = np.ascontiguousarray(upsample_output(y[3:4], self.output_stride, hw)[0]) if self.mask_channel and y.shape[0] > 3 else None
             results.append((image_out, mask))
         return results
 
