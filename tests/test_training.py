@@ -195,6 +195,24 @@ def test_time_budget_stops_cleanly_and_still_writes_the_model(tiny_dataset, tmp_
     assert meta["val_metrics"]["val/mse"] > 0
 
 
+def test_training_from_a_model_file_starts_from_its_weights(trained_run, tiny_dataset, tmp_path):
+    source, _ = load_model(trained_run / "model.pt")
+    module = build_teacher_module(tiny_config(tiny_dataset, tmp_path / "unused", model=str(trained_run / "model.pt")))
+    assert module.model.training and module.model.spec == source.spec
+    for name, value in source.state_dict().items():
+        assert torch.equal(module.model.state_dict()[name], value), name
+    out = train(tiny_config(tiny_dataset, tmp_path / "ft", model=str(trained_run / "model.pt")))
+    assert load_model(out / "model.pt")[0].spec == source.spec
+
+
+@pytest.mark.parametrize("model,message", [("run.onnx", "cannot be trained"), ("model.pt", "no mask channel")])
+def test_training_from_an_onnx_file_or_without_the_asked_mask_head_is_refused(trained_run, tiny_dataset, model,
+                                                                              message, tmp_path):
+    name = str(trained_run / model) if model == "model.pt" else str(tmp_path / model)
+    with pytest.raises(UnetblurError, match=message):
+        build_teacher_module(tiny_config(tiny_dataset, tmp_path / "run", model=name, mask_channel=True))
+
+
 # ------------------------------------------------------------------ mask channel, losses
 
 def test_mask_channel_is_trained_with_its_own_bce_term(tiny_dataset, tmp_path):

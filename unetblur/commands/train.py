@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder (train/ train_blur/ train_mask/ val/ ...), or several as DIR1,DIR2")
     add_config_flags(p)
     p.add_argument("--model", help="preset (teacher, student_v1, student_v2, tiny), smp:<encoder> "
-                                   "(e.g. smp:resnet18, random init) or a UNetSpec YAML file (default teacher)")
+                                   "(e.g. smp:resnet18, random init), a UNetSpec YAML file, or a unetblur model file "
+                                   "(.pt: fine-tune its weights) (default teacher)")
     _bool_flag(p, "mask-channel", "extra output channel predicting the face mask (BCE against *_mask)")
     p.add_argument("--mask-weight", type=float, help="weight of the mask channel's loss (default 0.1)")
     p.add_argument("--mask-loss", choices=("bce", "bce_dice", "bce_dice_balanced"),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnetblurError
-from .fit import TrainConfig, check_run_config, fit, resolve_model
+from .fit import TrainConfig, check_run_config, fit, load_trainable, resolve_model
 from .module import BlurModule
 
 #: UNet submodules whose outputs the feature term matches: the bottleneck and each decoder level.
@@ -187,7 +187,7 @@ def load_teacher(path: str):
 
 def build_student(cfg: DistillConfig) -> tuple[nn.Module, dict]:
     """The student a config describes and facts for its model file's meta (where it came from)."""
-    from ..models import UNetSpec, build_model, load_model
+    from ..models import UNetSpec, build_model
 
     options = {k: getattr(cfg, k) for k in ("upsample", "block", "stem_stride") if getattr(cfg, k) is not None}
     from ..runtime.factory import model_format
@@ -196,16 +196,12 @@ def build_student(cfg: DistillConfig) -> tuple[nn.Module, dict]:
         if cfg.widths is not None or options:
             raise UnetblurError("a student model file keeps its own architecture; drop --widths/--upsample/--block/"
                                 "--stem-stride, or start from a preset (--preset) instead")
-        student, meta = load_model(cfg.model)
-        has_mask = bool(getattr(getattr(student, "spec", None), "mask_channel", False))
-        if cfg.mask_channel and not has_mask:
-            raise UnetblurError(f"{cfg.model}: the student has no mask channel but mask_channel is set; "
-                                "drop --mask-channel or use a student that has one")
+        student, meta = load_trainable(cfg.model, cfg.mask_channel)
         info = {"student_init": cfg.model}
         if "pruning" in meta:
             info["pruning"] = {k: meta["pruning"].get(k) for k in ("source", "importance", "scope", "target",
                                                                     "ratio_used", "before", "after")}
-        return student.train(), info
+        return student, info
     if cfg.widths is not None:
         if len(cfg.widths) < 2:
             raise UnetblurError(f"widths lists encoder widths then the bottleneck (at least two), got {list(cfg.widths)}")

@@ -49,7 +49,7 @@ class TrainConfig:
     """
 
     data: str = ""                       # dataset folder in the DESIGN.md §4 layout, or several as DIR1,DIR2
-    model: str = "teacher"               # preset name, smp:<encoder>, or a YAML/JSON file holding a UNetSpec
+    model: str = "teacher"               # preset name, smp:<encoder>, a YAML/JSON file holding a UNetSpec, or a model .pt
     mask_channel: bool = False           # extra output channel trained against *_mask with BCE
     mask_loss: Literal["bce", "bce_dice", "bce_dice_balanced"] = "bce"  # bce_dice adds a soft Dice term: background
                                          # pixels outnumber face pixels ~100:1 on whole photos, and Dice is blind to
@@ -118,11 +118,29 @@ def check_run_config(cfg) -> None:
         raise UnetblurError(f"lr_decay plateau needs lr_gamma < 1 (the factor applied on a plateau), got {gamma}")
 
 
+def load_trainable(path: str, mask_channel: bool) -> tuple["nn.Module", dict]:  # noqa: F821
+    """A unetblur model file's model in train mode and its meta, refused when ``mask_channel`` asks
+    for a mask head the file's architecture does not have."""
+    from ..models import load_model
+
+    model, meta = load_model(path)
+    if mask_channel and not getattr(getattr(model, "spec", None), "mask_channel", False):
+        raise UnetblurError(f"{path}: the model has no mask channel but mask_channel is set; "
+                            "drop --mask-channel or start from a model that has one")
+    return model.train(), meta
+
+
 def resolve_model(name: str, mask_channel: bool):
-    """Build the model a config names: a preset, ``smp:<encoder>``, or a YAML/JSON file with a UNetSpec."""
+    """Build the model a config names: a preset, ``smp:<encoder>``, a YAML/JSON file with a UNetSpec,
+    or a unetblur model file (``.pt``: its architecture and weights, to fine-tune)."""
     from ..models import build_model
+    from ..runtime.factory import model_format
 
     path = Path(name)
+    if model_format(name) == "torch":
+        return load_trainable(name, mask_channel)[0]
+    if model_format(name) == "onnx":
+        raise UnetblurError(f"{name}: an ONNX file cannot be trained; start from the .pt it was exported from")
     if name.endswith((".yaml", ".yml", ".json")):
         if not path.is_file():
             raise UnetblurError(f"model spec file {name!r} not found; give a preset (teacher, student_v1, "
