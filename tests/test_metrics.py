@@ -230,6 +230,15 @@ def test_coverage_counts_faces_at_or_above_the_bar_and_skips_nan():
     assert math.isnan(M.coverage([math.nan]))
 
 
+def test_coverage_interval_is_wilsons_and_narrows_with_more_faces():
+    lo, hi = M.coverage_interval([1.0] * 50 + [0.0] * 50 + [math.nan])
+    assert (lo, hi) == (pytest.approx(0.4038, abs=1e-4), pytest.approx(0.5962, abs=1e-4))  # 50 of 100 covered
+    lo4, hi4 = M.coverage_interval([1.0] * 200 + [0.0] * 200)
+    assert lo < lo4 < 0.5 < hi4 < hi
+    assert M.coverage_interval([1.0] * 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)  # never past 1
+    assert all(math.isnan(v) for v in M.coverage_interval([math.nan]))
+
+
 def test_bg_changed_ignores_changes_inside_the_grown_face_box():
     image = _textured(3)
     out = image.copy()

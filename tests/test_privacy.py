@@ -81,9 +81,12 @@ def test_the_table_tells_a_face_finder_from_doing_nothing(dataset, model, tmp_pa
     assert red["coverage"]["all"] == 1.0 and nothing["coverage"]["all"] == 0.0
     assert nothing["bg_changed"] == 0.0 and red["bg_changed"] < 0.01
     assert red["faces"]["32-64"] == 6 and red["ms_per_photo"] > 0
+    lo, hi = red["coverage_ci95"][">=32"]
+    assert 0 < lo < hi == 1.0 and nothing["coverage_ci95"][">=32"][0] == 0.0
     assert red["flags"]["min_peak"] == 0.6 and red["flags"]["grow"] == 1.1  # every setting the row ran is reported
     table = (out / "table.md").read_text()
     assert "`red`" in table and "`nothing`" in table
+    assert f"| 1.000 ({lo:.3f}–1.000) |" in table  # the ≥ 32 px column carries its interval
     assert (out / "pareto.png").stat().st_size > 0 and len(list((out / "sheets").glob("*.jpg"))) == 1
 
 

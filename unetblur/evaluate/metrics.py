@@ -33,7 +33,7 @@ __all__ = [
     "mse", "mae", "psnr", "ssim",
     "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg",
     "blur_completeness", "is_covered", "coverage_recall", "false_blur",
-    "detail_removed", "coverage", "bg_changed", "background_mask", "false_blur_images", "FALSE_BLUR_SHARE",
+    "detail_removed", "coverage", "coverage_interval", "bg_changed", "background_mask", "false_blur_images", "FALSE_BLUR_SHARE",
     "BG_BOX_GROWTH",
     "COVERED_THRESHOLD", "CHANGED_THRESHOLD", "SIZE_BUCKETS", "size_bucket", "bucket_names", "group_by_bucket",
     "psnr_from_mse",
@@ -342,6 +342,21 @@ def coverage(values: Iterable[float]) -> float:
     if not finite:
         return float("nan")
     return sum(v >= COVERED_THRESHOLD for v in finite) / len(finite)
+
+
+def coverage_interval(values: Iterable[float], z: float = 1.96) -> tuple[float, float]:
+    """95 % (``z`` = 1.96) Wilson score interval of :func:`coverage` over the same values: how far the
+    share could move with another draw of as many faces. Two rows whose intervals overlap widely are
+    not told apart by the table. ``(nan, nan)`` when no face is measurable."""
+    finite = [float(v) for v in values if not math.isnan(float(v))]
+    if not finite:
+        return float("nan"), float("nan")
+    n, covered = len(finite), sum(v >= COVERED_THRESHOLD for v in finite)
+    p = covered / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # All or none covered: the bound is exactly 1 or 0 (the formula's float rounding would miss it).
+    return (0.0 if covered == 0 else centre - half), (1.0 if covered == n else centre + half)
 
 
 def bg_changed(output: np.ndarray, input: np.ndarray, faces) -> float:

@@ -283,7 +283,8 @@ def _summarise(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
     for value, width in zip(scores.detail, scores.widths):
         buckets[M.size_bucket(width)].append(value)
     coverage = {name: M.coverage(values) for name, values in buckets.items()}
-    coverage[">=32"] = M.coverage([v for b in TARGET_BUCKETS for v in buckets[b]])
+    targets = [v for b in TARGET_BUCKETS for v in buckets[b]]
+    coverage[">=32"] = M.coverage(targets)
     coverage["all"] = M.coverage(scores.detail)
     faces = {name: sum(not math.isnan(v) for v in values) for name, values in buckets.items()}
     rows = sorted(scores.reid_probe)
@@ -300,6 +301,8 @@ def _summarise(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
         "photos_per_s": 1000.0 / mean_ms if scores.ms else math.nan,
         "ms_per_megapixel": (sum(scores.ms) / sum(scores.megapixels)) if scores.megapixels else math.nan,
         "coverage": coverage,
+        "coverage_ci95": {name: M.coverage_interval(values)
+                          for name, values in {**buckets, ">=32": targets, "all": scores.detail}.items()},
         "faces": faces,
         "bg_changed": _nanmean(scores.bg_changed),
         "false_blur_images": M.false_blur_images(scores.bg_changed),
@@ -328,7 +331,8 @@ def render_table(summary: dict) -> str:
     methods = summary["methods"]
     any_faces = next(iter(methods.values()))["faces"] if methods else {}
     head = (["method", "ms/photo", "photos/s"] + [f"cov {b} ({any_faces.get(b, 0)})" for b in bucket_cols]
-            + ["bg_changed", "false-blur photos", "reid_rank1", "reid_verify"])
+            + [f"cov ≥32 ({sum(any_faces.get(b, 0) for b in TARGET_BUCKETS)}), 95 % CI", "bg_changed",
+               "false-blur photos", "reid_rank1", "reid_verify"])
     lines = [
         f"# Full-photo privacy table ({summary['split']} split)",
         "",
@@ -336,7 +340,8 @@ def render_table(summary: dict) -> str:
         f"each method run as `unetblur blur` runs it; {summary['machine']['cpu_count']} CPU cores, backend "
         "default threads; time = decode + anonymise + encode (median per photo after warm-up).",
         "coverage = share of faces with detail_removed ≥ 0.8, by face width in original pixels (faces per bucket "
-        "in brackets). " + (f"reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
+        "in brackets); the interval of the faces ≥ 32 px is Wilson's, so rows whose intervals overlap "
+        "are not told apart by this many faces. " + (f"reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
                             f"(chance {_fmt(1 / summary['gallery_size'], 4)})." if summary["gallery_size"]
                             else f"reid: {summary['reid']}."),
         "",
@@ -346,6 +351,8 @@ def render_table(summary: dict) -> str:
     for name, r in methods.items():
         cells = [f"`{name}`", _fmt(r["ms_per_photo"], 0), _fmt(r["photos_per_s"], 2)]
         cells += [_fmt(r["coverage"].get(b)) for b in bucket_cols]
+        lo, hi = r.get("coverage_ci95", {}).get(">=32", (math.nan, math.nan))
+        cells.append(f"{_fmt(r['coverage'].get('>=32'))} ({_fmt(lo)}–{_fmt(hi)})")
         cells += [f"{100 * r['bg_changed']:.2f} %" if not math.isnan(r["bg_changed"]) else "—",
                   f"{100 * r['false_blur_images']:.0f} %" if not math.isnan(r["false_blur_images"]) else "—",
                   _fmt(r["reid_rank1"]), _fmt(r["reid_verify"])]
