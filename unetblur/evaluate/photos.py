@@ -341,9 +341,10 @@ def render_table(summary: dict) -> str:
         "default threads; time = decode + anonymise + encode (median per photo after warm-up).",
         "coverage = share of faces with detail_removed ≥ 0.8, by face width in original pixels (faces per bucket "
         "in brackets); the interval of the faces ≥ 32 px is Wilson's, so rows whose intervals overlap "
-        "are not told apart by this many faces. " + (f"reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
-                            f"(chance {_fmt(1 / summary['gallery_size'], 4)})." if summary["gallery_size"]
-                            else f"reid: {summary['reid']}."),
+        "are not told apart by this many faces. "
+        + (f"reid_rank1: gallery of {summary['gallery_size']} original faces ≥ {REID_MIN_FACE} px "
+           f"(chance {_fmt(1 / summary['gallery_size'], 4)})." if summary["gallery_size"]
+           else f"reid: {summary['reid']}."),
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
