@@ -334,25 +334,28 @@ def detail_removed(output: np.ndarray, input: np.ndarray, face) -> float:
     return 1.0 - float((lo[inside] * li[inside]).sum()) / energy
 
 
+def _covered_count(values: Iterable[float]) -> tuple[int, int]:
+    """``(covered, measurable)`` faces over per-face ``detail_removed`` values (NaN: no detail, left out)."""
+    finite = [float(v) for v in values if not math.isnan(float(v))]
+    return sum(v >= COVERED_THRESHOLD for v in finite), len(finite)
+
+
 def coverage(values: Iterable[float]) -> float:
     """Covered faces / faces over per-face ``detail_removed`` values (covered: ≥ :data:`COVERED_THRESHOLD`).
 
     Faces whose value is NaN (no detail in the original) are left out; NaN when none is left.
     """
-    finite = [float(v) for v in values if not math.isnan(float(v))]
-    if not finite:
-        return float("nan")
-    return sum(v >= COVERED_THRESHOLD for v in finite) / len(finite)
+    covered, n = _covered_count(values)
+    return covered / n if n else float("nan")
 
 
 def coverage_interval(values: Iterable[float], z: float = 1.96) -> tuple[float, float]:
     """95 % (``z`` = 1.96) Wilson score interval of :func:`coverage` over the same values: how far the
     share could move with another draw of as many faces. Two rows whose intervals overlap widely are
     not told apart by the table. ``(nan, nan)`` when no face is measurable."""
-    finite = [float(v) for v in values if not math.isnan(float(v))]
-    if not finite:
+    covered, n = _covered_count(values)
+    if not n:
         return float("nan"), float("nan")
-    n, covered = len(finite), sum(v >= COVERED_THRESHOLD for v in finite)
     p = covered / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)

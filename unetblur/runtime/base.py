@@ -8,7 +8,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..blur import DEFAULT_BLUR, BlurSettings, blur_faces
-from ..errors import UnusableModelOutput
+from ..errors import UnetblurError, UnusableModelOutput
 from ..faces import Face
 
 
@@ -94,6 +94,13 @@ class ImageModel(Protocol):
 #: Every unetblur U-Net ends in a sigmoid, so its outputs lie in [0, 1]; FP16 and INT8 rounding stays
 #: well inside this margin. Anything further out means the numbers are not an image or a probability.
 OUTPUT_TOLERANCE = 0.02
+
+
+def check_image(image) -> None:
+    """Refuse, in one line, anything but the HWC uint8 RGB frame every image model and blurrer takes."""
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+        raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
+                            f"array of shape {getattr(image, 'shape', None)}")
 
 
 def check_model_output(output: np.ndarray, name: str, mask_channel: bool) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask, paste
 from ..errors import UnetblurError
 from ..faces import Face
-from .base import BlurResult, ImageModel, check_mask, difference_mask
+from .base import BlurResult, ImageModel, check_image, check_mask, difference_mask
 from .onnx import upsample_output
 
 #: How the region blurred for a component is chosen.
@@ -229,9 +229,7 @@ class CompositingBlurrer:
     # ------------------------------------------------------------------ blur
 
     def __call__(self, image: np.ndarray, faces: Sequence[Face] | None = None) -> BlurResult:
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
-            raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
-                                f"of shape {getattr(image, 'shape', None)}")
+        check_image(image)
         prob, cell = self.face_map(image)
         comps = self.components(prob, image.shape[:2], cell)
         out, union, found = composite_faces(image, comps, self)

@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BadInputError, UnetblurError
+from .base import check_image
 
 #: Keys ``unetblur export`` writes into ``metadata_props`` (all values are strings).
 META_LAYOUT = "input_layout"          # "NCHW"
@@ -106,12 +107,6 @@ def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]
         mode = "reflect" if ph < h and pw < w else "edge"
         x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
     return x, (h, w)
-
-
-def _check_image(image) -> None:
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
-        raise UnetblurError(f"expected an H×W×3 uint8 RGB image, got {getattr(image, 'dtype', type(image))} "
-                            f"array of shape {getattr(image, 'shape', None)}")
 
 
 def upsample_output(y: np.ndarray, output_stride: int, hw: tuple[int, int]) -> np.ndarray:
@@ -208,7 +203,7 @@ class OnnxModel:
         per image otherwise). Returns one ``(rgb, mask)`` pair per image, in order."""
         images = list(images)
         for image in images:
-            _check_image(image)
+            check_image(image)
         if not images:
             return []
         if len({im.shape for im in images}) > 1:
@@ -222,8 +217,13 @@ class OnnxModel:
         for y in np.clip(out, 0.0, 1.0):
             # Upsampled and converted only when wanted: the uint8 RGB is ~1 ms at 640×480, and a
             # compositing caller needs the mask alone.
-            image_out = (upsample_output(y[:3], self.output_stride, hw).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8) if rgb else None
-            mask = np.ascontiguousarray(upsample_output(y[3:4], self.output_stride, hw)[0]) if self.mask_channel and y.shape[0] > 3 else None
+            image_out = None
+            if rgb:
+                image_out = (upsample_output(y[:3], self.output_stride, hw).transpose(1, 2, 0) * 255.0 + 0.5)
+                image_out = image_out.astype(np.uint8)
+            mask = None
+            if self.mask_channel and y.shape[0] > 3:
+                mask = np.ascontiguousarray(upsample_output(y[3:4], self.output_stride, hw)[0])
             results.append((image_out, mask))
         return results
 
@@ -233,7 +233,7 @@ class OnnxModel:
         the coarse grid and upsample only those (:class:`~unetblur.runtime.composite.CompositingBlurrer`)."""
         if not self.mask_channel:
             raise UnetblurError(f"model {self.name} has no mask channel")
-        _check_image(image)
+        check_image(image)
         out, (h, w) = self._run_native(image[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
         from .base import check_model_output
 
