@@ -23,7 +23,7 @@ from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
-                                      face_weighted_mse, hard_negative_weights, mask_loss,
+                                      face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
                                       soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
@@ -298,6 +298,14 @@ def test_hard_negative_weight_raises_the_cost_of_confident_false_positives_only(
 def test_unknown_mask_loss_is_refused_with_the_choices():
     with pytest.raises(UnetblurError, match="bce_dice"):
         mask_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), "focal")
+
+
+def test_train_flag_offers_exactly_the_mask_losses_the_trainer_knows():
+    # The CLI lists them literally (building the parser must not import torch); this keeps the two in step.
+    from unetblur.cli import build_parser
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    flag = next(a for a in train_parser._actions if "--mask-loss" in a.option_strings)
+    assert tuple(flag.choices) == MASK_LOSSES
 
 
 def test_several_dataset_folders_train_together(tmp_path):
