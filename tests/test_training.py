@@ -269,6 +269,40 @@ def test_balanced_loss_costs_a_missed_small_face_more_than_the_pooled_one_does()
     assert perfect["loss_mask_dice"] == pytest.approx(0.0, abs=1e-3)
 
 
+def test_a_larger_balance_area_weighs_a_missed_mid_size_face_up_and_a_bad_one_is_refused():
+    # 400 mask pixels: weighed up 700/400 by default, 2500/400 with the larger reference area.
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 2:22, 2:22] = 1
+    mask[..., 30:62, 30:62] = 1                                 # 1,024 px: above 700, below 2,500
+    pred = mask.clone()
+    pred[..., 2:22, 2:22] = 0.01                                # the 20-px face missed
+    default, wide = (mask_loss(pred, mask, "bce_dice_balanced", 0.0, area)["loss_mask_dice"]
+                     for area in (BALANCE_AREA, 2500.0))
+    assert wide > 1.2 * default
+    assert float(mask_loss(pred, mask, "bce_dice", 0.0, 2500.0)["loss_mask_dice"]) == pytest.approx(
+        float(mask_loss(pred, mask, "bce_dice")["loss_mask_dice"]))  # only the balanced loss reads it
+    with pytest.raises(UnetblurError, match="mask_balance_area must be > 0"):
+        mask_loss(pred, mask, "bce_dice_balanced", 0.0, 0.0)
+
+
+def test_the_balance_area_reaches_the_training_loss_and_a_bad_one_is_refused_before_the_run(tiny_dataset, tmp_path):
+    from unetblur.training.fit import build_teacher_module
+
+    batch = {"image": torch.rand(1, 3, 64, 64), "target": torch.rand(1, 3, 64, 64), "mask": torch.zeros(1, 1, 64, 64)}
+    batch["mask"][..., 2:22, 2:22] = 1
+    output = torch.cat([batch["target"], torch.full((1, 1, 64, 64), 0.01)], 1)  # every face missed
+    losses = []
+    for area in (None, 2500.0):
+        cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
+                          mask_balance_area=area)
+        _, parts = build_teacher_module(cfg).compute_loss(output, batch)
+        losses.append(float(parts["loss_mask_bce"]))
+    assert losses[1] > 1.2 * losses[0]
+    with pytest.raises(UnetblurError, match="mask_balance_area must be > 0 \\(pixels\\), got -1"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", mask_balance_area=-1.0))
+    assert not (tmp_path / "run").exists()
+
+
 def test_hard_negative_weights_grow_with_a_false_positive_s_confidence_and_leave_faces_alone():
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4, :4] = 1

@@ -58,6 +58,8 @@ class TrainConfig:
                                          # probability): confident false positives cost up to 1 + this times more
                                          # (4 on the whole-photo student traded recall for background at no
                                          # better rate: experiments/full_photo/student_hardneg.yaml)
+    mask_balance_area: float | None = None  # bce_dice_balanced weighs a face of fewer mask pixels than this as one of
+                                         # this many (at most 8×); None = losses.BALANCE_AREA (700, a ~30-px face)
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50
@@ -108,6 +110,8 @@ def check_run_config(cfg) -> None:
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "hard_negative_weight", 0.0) >= 0,
          f"hard_negative_weight must be ≥ 0 (0 = off), got {getattr(cfg, 'hard_negative_weight', None)}"),
+        (getattr(cfg, "mask_balance_area", None) is None or cfg.mask_balance_area > 0,
+         f"mask_balance_area must be > 0 (pixels), got {getattr(cfg, 'mask_balance_area', None)}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
     ]
     for ok, message in checks:
@@ -158,7 +162,8 @@ def build_teacher_module(cfg):
     return BlurModule(model, lr=cfg.lr, weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay,
                       lr_gamma=cfg.lr_gamma, lr_patience=cfg.lr_patience, loss=cfg.loss,
                       face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight,
-                      mask_loss=cfg.mask_loss, hard_negative_weight=cfg.hard_negative_weight)
+                      mask_loss=cfg.mask_loss, hard_negative_weight=cfg.hard_negative_weight,
+                      mask_balance_area=cfg.mask_balance_area)
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -126,11 +126,11 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
 
 
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
-              hard_negative_weight: float = 0.0) -> dict[str, torch.Tensor]:
+              hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
-    weight), or ``bce_dice_balanced`` (both with each small face weighted as a ~30-px one, see
-    :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the BCE of background
-    pixels by :func:`hard_negative_weights` (Dice already counts every false positive).
+    weight), or ``bce_dice_balanced`` (both with each face smaller than ``balance_area`` pixels weighted
+    as one of that area, see :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the
+    BCE of background pixels by :func:`hard_negative_weights` (Dice already counts every false positive).
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -140,7 +140,9 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
     if hard_negative_weight < 0:
         raise UnetblurError(f"hard_negative_weight must be ≥ 0 (0 = off), got {hard_negative_weight}")
-    weight = face_balance_weights(mask) if kind == "bce_dice_balanced" else None
+    if not balance_area > 0:
+        raise UnetblurError(f"mask_balance_area must be > 0 (pixels), got {balance_area}")
+    weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
     bce_weight = weight
     if hard_negative_weight > 0:
         negatives = hard_negative_weights(mask_prob, mask, hard_negative_weight)

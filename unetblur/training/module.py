@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UnetblurError
 from ..evaluate import metrics
-from .losses import MASK_LOSSES, ReconstructionLoss, mask_loss
+from .losses import BALANCE_AREA, MASK_LOSSES, ReconstructionLoss, mask_loss
 
 #: Whole-image metrics logged for train/ and val/ every epoch, weighted by images.
 IMAGE_METRICS = ("mse", "mae", "psnr", "ssim")
@@ -34,13 +34,16 @@ class BlurModule(pl.LightningModule):
     ``lr_decay``: ``exponential`` (multiply the rate by ``lr_gamma`` every epoch), ``plateau``
     (multiply by ``lr_gamma`` when val loss has not improved for ``lr_patience`` epochs) or ``none``.
     ``mask_weight`` scales the mask channel's loss (``mask_loss``: one of ``losses.MASK_LOSSES``) when the model has one;
-    ``hard_negative_weight`` makes its confident false positives cost more (``losses.hard_negative_weights``).
+    ``hard_negative_weight`` makes its confident false positives cost more (``losses.hard_negative_weights``);
+    ``mask_balance_area`` is the face area (pixels) below which ``bce_dice_balanced`` weighs a face up
+    (None: ``losses.BALANCE_AREA``).
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_decay: str = "exponential", lr_gamma: float = 0.95, lr_patience: int = 3,
                  loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 0.1,
-                 mask_loss: str = "bce", hard_negative_weight: float = 0.0):
+                 mask_loss: str = "bce", hard_negative_weight: float = 0.0,
+                 mask_balance_area: float | None = None):
         super().__init__()
         if mask_loss not in MASK_LOSSES:
             raise UnetblurError(f"unknown mask_loss {mask_loss!r}; choose one of {', '.join(MASK_LOSSES)}")
@@ -77,7 +80,8 @@ class BlurModule(pl.LightningModule):
         loss, parts = self.loss_fn(rgb, batch["target"], batch["mask"])
         if mask_prob is not None:
             terms = mask_loss(mask_prob, batch["mask"], self.hparams.get("mask_loss", "bce"),
-                              self.hparams.get("hard_negative_weight", 0.0))
+                              self.hparams.get("hard_negative_weight", 0.0),
+                              self.hparams.get("mask_balance_area") or BALANCE_AREA)
             parts.update(terms)
             loss = loss + self.hparams.mask_weight * sum(terms.values())
         return loss, parts
