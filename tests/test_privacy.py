@@ -167,3 +167,23 @@ def test_mask_recall_reports_found_and_missed_faces_by_width_and_background_cost
     assert "peak ≥ 0.8 |" in table and "| 32-64 | 1 | 1.00 | 0.00 |" in table
     assert background[0].tolist() == pytest.approx([1 / outside, 1 / outside])
     assert mask_recall.main(["m.onnx", "--data", str(tmp_path), "--thresholds", "0.5,high"]) == 2
+
+
+def test_bg_sources_splits_background_damage_into_unannotated_faces_and_the_rest(tmp_path, experiment_script):
+    from unetblur.evaluate import metrics as M
+
+    bg_sources = experiment_script("full_photo/bg_sources.py")
+    image = np.full((100, 100, 3), 100, np.uint8)
+    output = image.copy()
+    annotated = (0, 0, 20, 20)            # grown 1.5×: rows/cols 0..25 are not background
+    unannotated = (60, 60, 80, 80)        # a face the ground truth lacks, found by the finder: grown 55..85
+    output[0:10, 0:10] = 0                # inside the annotated face: never charged
+    output[60:70, 60:70] = 0              # 100 px on the unannotated face
+    output[90:95, 0:10] = 0               # 50 px of scene
+    on_faces, elsewhere = bg_sources.split_background(output, image, [annotated], [unannotated])
+    background = 100 * 100 - 25 * 25
+    assert (on_faces, elsewhere) == (pytest.approx(100 / background), pytest.approx(50 / background))
+    assert on_faces + elsewhere == pytest.approx(M.bg_changed(output, image, [annotated]))
+    # A found face that is the annotated one adds nothing: its grown box is not background anyway.
+    assert bg_sources.split_background(output, image, [annotated], [annotated]) == (0.0, pytest.approx(150 / background))
+    assert bg_sources.main(["--data", str(tmp_path), "--method", "x=--model centerface"]) == 2

@@ -33,7 +33,7 @@ __all__ = [
     "mse", "mae", "psnr", "ssim",
     "mse_face", "mae_face", "mse_bg", "mae_bg", "psnr_bg",
     "blur_completeness", "is_covered", "coverage_recall", "false_blur",
-    "detail_removed", "coverage", "coverage_interval", "bg_changed", "background_mask", "false_blur_images",
+    "detail_removed", "coverage", "coverage_interval", "bg_changed", "changed_pixels", "background_mask", "false_blur_images",
     "FALSE_BLUR_SHARE",
     "BG_BOX_GROWTH",
     "COVERED_THRESHOLD", "CHANGED_THRESHOLD", "SIZE_BUCKETS", "size_bucket", "bucket_names", "group_by_bucket",
@@ -370,13 +370,18 @@ def bg_changed(output: np.ndarray, input: np.ndarray, faces) -> float:
     about its centre, so a method that blurs a face with a generous margin is not charged for it.
     NaN when no background is left. ``output``/``input``: HWC RGB, same shape.
     """
-    o, i = np.asarray(output), np.asarray(input)
-    _check_same_shape(o, i, "bg_changed")
-    diff = np.abs(_as_float(o) - _as_float(i))
-    changed = (diff.max(axis=-1) if diff.ndim == 3 else diff) > CHANGED_THRESHOLD + _EPS
+    changed = changed_pixels(output, input)
     background = background_mask(changed.shape, faces)
     count = int(background.sum())
     return float(changed[background].sum() / count) if count else float("nan")
+
+
+def changed_pixels(output: np.ndarray, input: np.ndarray) -> np.ndarray:
+    """HW bool: pixels whose largest channel difference |O−I| exceeds :data:`CHANGED_THRESHOLD`."""
+    o, i = np.asarray(output), np.asarray(input)
+    _check_same_shape(o, i, "changed_pixels")
+    diff = np.abs(_as_float(o) - _as_float(i))
+    return (diff.max(axis=-1) if diff.ndim == 3 else diff) > CHANGED_THRESHOLD + _EPS
 
 
 def background_mask(shape_hw: tuple[int, int], faces, scale: float = 1.0) -> np.ndarray:
