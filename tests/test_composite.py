@@ -362,3 +362,23 @@ def test_a_coarse_graph_is_read_on_its_own_grid_and_blurs_what_its_upsampled_mas
     inter, union = np.logical_and(a.mask > 0, b.mask > 0).sum(), np.logical_or(a.mask > 0, b.mask > 0).sum()
     assert inter / union > 0.95
     assert np.abs(coarse.face_probability(image) - fine.face_probability(image)).max() < 1e-4
+
+
+def test_small_peak_keeps_small_unsure_regions_that_min_peak_drops_in_large_ones():
+    img = scene(faces=())
+    # Two unsure regions (peak 0.6), a small one (~30 px at threshold 0.3) and a large one (~700 px), and a sure one.
+    model = ConeModel([(40, 40, 6, 0.6), (120, 80, 30, 0.6), (40, 100, 20, 1.0)])
+    strict = CompositingBlurrer(model, threshold=0.3, min_peak=0.7, region="mask")(img)
+    sized = CompositingBlurrer(model, threshold=0.3, min_peak=0.7, small_area=400, small_peak=0.5, region="mask")(img)
+    assert len(strict.faces) == 1 and len(sized.faces) == 2
+    assert sized.mask[40, 40] == 1 and strict.mask[40, 40] == 0      # the small unsure region is kept
+    assert sized.mask[80, 120] == 0                                   # the large unsure one is still dropped
+    assert sized.mask[100, 40] == 1                                   # sure regions of any size stay
+    too_strict = CompositingBlurrer(model, threshold=0.3, min_peak=0.7, small_area=400, small_peak=0.65, region="mask")(img)
+    assert len(too_strict.faces) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [({"small_peak": 1.5}, "small_peak"), ({"small_area": -1}, "small_area")])
+def test_small_region_settings_out_of_range_are_refused(kwargs, match):
+    with pytest.raises(UnetblurError, match=match):
+        CompositingBlurrer(RedFaceModel(), **kwargs)

@@ -18,7 +18,7 @@ def calibrated(tmp_path_factory):
     import onnx
 
     model = onnx.load(str(path))
-    set_metadata(model, {"operating_point": '{"working_size": 40, "threshold": 0.7, "min_peak": 0.9}'})
+    set_metadata(model, {"operating_point": '{"working_size": 40, "threshold": 0.7, "min_peak": 0.9, "small_area": 50, "small_peak": 0.8}'})
     onnx.save(model, str(path))
     return str(path)
 
@@ -31,16 +31,19 @@ def test_a_model_without_an_operating_point_gets_the_shared_composite_defaults(t
 def test_the_stored_operating_point_is_what_blur_runs(calibrated):
     blurrer = open_blurrer_for(BlurConfig(model=calibrated))
     assert (blurrer.working_size, blurrer.threshold, blurrer.min_peak) == (40, 0.7, 0.9)
+    assert (blurrer.small_area, blurrer.small_peak) == (50, 0.8)
 
 
 def test_flags_the_user_gives_override_the_stored_point(calibrated):
     blurrer = open_blurrer_for(BlurConfig(model=calibrated, threshold=0.3, working_size=0, min_peak=0.5))
     assert blurrer.threshold == 0.3 and blurrer.working_size is None and blurrer.min_peak == 0.5  # 0 = native
+    assert open_blurrer_for(BlurConfig(model=calibrated, small_area=0)).small_area == 0   # 0 turns it off
 
 
 def test_the_flag_form_parses_scales_and_refuses_unknown_keys():
     assert parse_operating_point_flag("working_size=320,threshold=0.4,min_peak=0.7,scales=1/0.5") == {
         "working_size": 320, "threshold": 0.4, "min_peak": 0.7, "scales": (1.0, 0.5)}
+    assert parse_operating_point_flag("small_area=1600,small_peak=0.8") == {"small_area": 1600, "small_peak": 0.8}
     with pytest.raises(UnetblurError, match="unknown key"):
         parse_operating_point_flag("size=320")
 

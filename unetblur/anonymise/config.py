@@ -42,6 +42,8 @@ class BlurConfig(BlurFields):
     dilate: int | None = None              # grow the mask by this many pixels (default 0)
     grow: float | None = None              # scale each found face by this factor before blurring (default 1)
     min_peak: float | None = None          # keep a found region only if its mask peaks at ≥ this (default 0: off)
+    small_area: int | None = None          # regions below this many working pixels need only small_peak (default 0: off)
+    small_peak: float | None = None        # the peak such a small region needs (default 0)
     hold_frames: int = DEFAULT_HOLD_FRAMES  # video/streams: keep a lost face blurred this many frames
     save_masks: bool = False
     save_json: bool = False
@@ -77,6 +79,7 @@ def open_blurrer_for(cfg: BlurConfig, threads: int | None = None):
         options = {}
         if cfg.mode == "composite":  # None: the model's operating point decides (runtime.operating_point)
             options = {"working_size": cfg.working_size, "threshold": cfg.threshold, "dilate": cfg.dilate,
-                       "grow": cfg.grow, "min_peak": cfg.min_peak, "scales": tuple(cfg.scales) if cfg.scales is not None else None}
+                       "grow": cfg.grow, "min_peak": cfg.min_peak, "small_area": cfg.small_area,
+                       "small_peak": cfg.small_peak, "scales": tuple(cfg.scales) if cfg.scales is not None else None}
         return open_blurrer(spec, settings, mode=cfg.mode, threads=threads, **options)
     return open_blurrer(spec, settings, threads=threads)

@@ -54,6 +54,13 @@ def register(sub) -> None:
     p.add_argument("--min-peak", type=float, metavar="P",
                    help="composite: keep a found region only if its mask peaks at ≥ P; with --threshold below P the "
                         "region's extent follows the lower threshold (default: the model's operating point, else 0)")
+    p.add_argument("--small-area", type=int, metavar="PX",
+                   help="composite: a region smaller than PX working pixels is kept when it peaks at ≥ --small-peak "
+                        "instead of --min-peak (a small false positive costs little background; default: the "
+                        "model's operating point, else 0 = off)")
+    p.add_argument("--small-peak", type=float, metavar="P",
+                   help="composite: the mask peak a region below --small-area needs (default: the model's operating "
+                        "point, else 0)")
     p.add_argument("--hold-frames", type=int, metavar="K",
                    help="video/streams: keep a lost face blurred for K more frames (default 3; 0 = off)")
     add_blur_flags(p, "blur (the same flags and YAML keys as `data build`)")

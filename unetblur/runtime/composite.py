@@ -64,6 +64,11 @@ class CompositingBlurrer:
             Above ``threshold`` it is hysteresis: ``min_peak`` decides *whether* there is a face (false
             positives), the lower ``threshold`` *how much* of it is blurred (a small face's mask is
             confident only at its centre). Part of a model's operating point.
+        small_area, small_peak: a component smaller than ``small_area`` working-resolution pixels is kept
+            when it peaks at ≥ ``small_peak`` instead of ``min_peak`` (0: off). A small region costs little
+            background when it is wrong, and a small face's mask is less sure than a large one's, so the
+            bar that holds large false positives down need not drop small faces. Part of a model's
+            operating point.
         min_area: components smaller than this many working-resolution pixels are noise and dropped.
         region: ``face`` or ``mask`` (see :data:`REGIONS`).
         diff_threshold: 0-255 threshold of the difference mask for models without a mask channel.
@@ -78,7 +83,7 @@ class CompositingBlurrer:
 
     def __init__(self, model: ImageModel, settings: BlurSettings | None = None, *, working_size: int | None = None,
                  threshold: float = 0.5, scales: Sequence[float] = (1.0,), dilate: int = 0, grow: float = 1.0,
-                 min_peak: float = 0.0, min_area: int = 4,
+                 min_peak: float = 0.0, small_area: int = 0, small_peak: float = 0.0, min_area: int = 4,
                  region: str = "face", diff_threshold: int = 8, close: int | None = None,
                  name: str | None = None):
         if working_size is not None and working_size < 16:
@@ -94,6 +99,10 @@ class CompositingBlurrer:
             raise UnetblurError(f"grow must be a factor between 1 and 4, got {grow}")
         if not 0.0 <= min_peak <= 1.0:
             raise UnetblurError(f"min_peak must be a mask probability in [0, 1], got {min_peak}")
+        if not 0.0 <= small_peak <= 1.0:
+            raise UnetblurError(f"small_peak must be a mask probability in [0, 1], got {small_peak}")
+        if small_area < 0:
+            raise UnetblurError(f"small_area must be a number of working pixels ≥ 0, got {small_area}")
         if region not in REGIONS:
             raise UnetblurError(f"region {region!r} is unknown; choose one of {', '.join(REGIONS)}")
         self.model = model
@@ -104,6 +113,8 @@ class CompositingBlurrer:
         self.dilate = int(dilate)
         self.grow = float(grow)
         self.min_peak = float(min_peak)
+        self.small_area = int(small_area)
+        self.small_peak = float(small_peak)
         self.min_area = int(min_area)
         self.region = region
         self.diff_threshold = int(diff_threshold)
@@ -192,7 +203,7 @@ class CompositingBlurrer:
             labels_here = labels[ly1:ly2, lx1:lx2]
             local = np.where((labels_here == i) | (labels_here == 0), prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
             peak = float(local.max())
-            if peak < self.min_peak:
+            if peak < (self.small_peak if area * cell * cell < self.small_area else self.min_peak):
                 continue
             X1, Y1 = int(np.floor(lx1 * sx)), int(np.floor(ly1 * sy))
             X2, Y2 = min(W, int(np.ceil(lx2 * sx))), min(H, int(np.ceil(ly2 * sy)))

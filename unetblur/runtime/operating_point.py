@@ -19,7 +19,8 @@ from ..errors import UnetblurError
 META_OPERATING_POINT = "operating_point"
 #: Composite settings of a model without an operating point. working_size 0 = native resolution.
 COMPOSITE_DEFAULTS: dict[str, Any] = {"working_size": 1920, "threshold": 0.5, "scales": (1.0,), "dilate": 0,
-                                      "grow": 1.0, "min_peak": 0.0}
+                                      "grow": 1.0, "min_peak": 0.0,
+                                      "small_area": 0, "small_peak": 0.0}
 
 
 def parse_operating_point(value: Any, where: str = "operating point") -> dict[str, Any]:
