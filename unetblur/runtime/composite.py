@@ -194,7 +194,8 @@ class CompositingBlurrer:
         out = []
         for i in range(1, n):
             x, y, bw, bh, area = (int(v) for v in stats[i])
-            if area * cell * cell < self.min_area:
+            area *= cell * cell   # in working pixels, whatever grid the map is on
+            if area < self.min_area:
                 continue
             # One map pixel of margin: bilinear upsampling spreads a pixel's value that far. The margin keeps
             # its own (below-threshold) values, so the component ends where the upsampled map crosses the
@@ -203,7 +204,7 @@ class CompositingBlurrer:
             labels_here = labels[ly1:ly2, lx1:lx2]
             local = np.where((labels_here == i) | (labels_here == 0), prob[ly1:ly2, lx1:lx2], 0.0).astype(np.float32)
             peak = float(local.max())
-            if peak < (self.small_peak if area * cell * cell < self.small_area else self.min_peak):
+            if peak < (self.small_peak if area < self.small_area else self.min_peak):
                 continue
             X1, Y1 = int(np.floor(lx1 * sx)), int(np.floor(ly1 * sy))
             X2, Y2 = min(W, int(np.ceil(lx2 * sx))), min(H, int(np.ceil(ly2 * sy)))
