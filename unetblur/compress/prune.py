@@ -221,6 +221,31 @@ def _importance_fn(name: str):
     raise UnetblurError(f"unknown importance {name!r}; choose one of {', '.join(IMPORTANCES)}")
 
 
+def dependency_graph(work: UNet):
+    """Torch-Pruning's dependency graph of ``work`` (traced through autograd, even under no_grad)."""
+    import torch_pruning as tp
+
+    example = torch.rand(1, work.spec.in_channels, 2 * work.spec.stride, 2 * work.spec.stride)
+    with torch.enable_grad():
+        return tp.DependencyGraph().build_dependency(work, example_inputs=example)
+
+
+def slot_scores(work: UNet, graph, importance_name: str) -> list[torch.Tensor]:
+    """Every output channel's importance, per slot of :func:`unet_slots` (higher = keep)."""
+    import torch_pruning as tp
+
+    importance = _importance_fn(importance_name)
+    scores = []
+    for name, conv in unet_slots(work):
+        group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(conv.out_channels)))
+        score = importance(group)
+        if score is None:
+            raise UnetblurError(f"importance {importance_name!r} gave no score for {name} "
+                                "(taylor needs gradients: check the batches)")
+        scores.append(torch.nan_to_num(score.detach().float().cpu(), nan=0.0))
+    return scores
+
+
 # ---------------------------------------------------------------------------------------------- widths
 
 
@@ -311,9 +336,7 @@ def pruned_module(model: UNet, drop: dict[str, list[int]]) -> UNet:
     if unknown:
         raise UnetblurError(f"no such layer(s) to prune: {', '.join(sorted(unknown))}")
     head_channels = work.head.out_channels
-    example = torch.rand(1, work.spec.in_channels, 2 * work.spec.stride, 2 * work.spec.stride)
-    with torch.enable_grad():  # the graph is traced through autograd, even if the caller is in no_grad
-        graph = tp.DependencyGraph().build_dependency(work, example_inputs=example)
+    graph = dependency_graph(work)
     with torch.no_grad():
         for name, conv in unet_slots(work):
             idxs = sorted(set(int(i) for i in drop.get(name, ())))
@@ -359,21 +382,12 @@ def prune(model: nn.Module, cfg: PruneConfig) -> tuple[UNet, dict]:
     if size != cfg.size:
         raise UnetblurError(f"size {cfg.size} is not a multiple of the model's stride {spec.stride}; use {size}")
 
-    example = torch.rand(1, spec.in_channels, 2 * spec.stride, 2 * spec.stride)
-    with torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(work, example_inputs=example)
-        slots = unet_slots(work)
-        if cfg.importance == "taylor":
+    graph = dependency_graph(work)
+    slots = unet_slots(work)
+    if cfg.importance == "taylor":
+        with torch.enable_grad():
             _accumulate_gradients(work, cfg)
-    importance = _importance_fn(cfg.importance)
-    scores = []
-    for name, conv in slots:
-        group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(conv.out_channels)))
-        score = importance(group)
-        if score is None:
-            raise UnetblurError(f"importance {cfg.importance!r} gave no score for {name} "
-                                "(taylor needs gradients: check the batches)")
-        scores.append(torch.nan_to_num(score.detach().float().cpu(), nan=0.0))
+    scores = slot_scores(work, graph, cfg.importance)
     work.zero_grad(set_to_none=True)
 
     if cfg.ratio is not None:
