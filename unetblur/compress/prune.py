@@ -246,6 +246,14 @@ def slot_scores(work: UNet, graph, importance_name: str) -> list[torch.Tensor]:
     return scores
 
 
+def least_important(slots: list[tuple[str, nn.Module]], scores: list[torch.Tensor],
+                    widths: list[int]) -> dict[str, list[int]]:
+    """The channels to drop so that each slot keeps its ``widths`` most important ones (as
+    :func:`prune_channels` takes them); slots already that narrow are left out."""
+    return {name: sorted(torch.argsort(score)[: conv.out_channels - keep].tolist())
+            for (name, conv), score, keep in zip(slots, scores, widths) if keep < conv.out_channels}
+
+
 # ---------------------------------------------------------------------------------------------- widths
 
 
@@ -395,11 +403,7 @@ def prune(model: nn.Module, cfg: PruneConfig) -> tuple[UNet, dict]:
     else:
         ratio, widths = _search_ratio(spec, scores, cfg, size)
 
-    drop = {}
-    for (name, conv), score, keep in zip(slots, scores, widths):
-        if keep < conv.out_channels:
-            drop[name] = sorted(torch.argsort(score)[: conv.out_channels - keep].tolist())
-    pruned = prune_channels(model, drop)
+    pruned = prune_channels(model, least_important(slots, scores, widths))
 
     before = spec_cost(spec, size)
     after = spec_cost(pruned.spec, size)

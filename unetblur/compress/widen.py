@@ -18,7 +18,8 @@ from torch import nn
 
 from ..errors import UnetblurError
 from ..models.unet import UNet, UNetSpec
-from .prune import _up_conv, dependency_graph, prune_channels, slot_scores, spec_widths, unet_slots
+from .prune import (_up_conv, dependency_graph, least_important, prune_channels, slot_scores, spec_widths,
+                    unet_slots)
 
 # Options that must match: widening changes widths only.
 _SHAPE_OPTIONS = ("in_channels", "out_channels", "mask_channel", "stem_stride", "stem", "upsample", "block")
@@ -103,10 +104,7 @@ def resize(model: UNet, spec: UNetSpec, importance: str = "l2", seed: int = 0) -
     _check_same_options(model.spec, spec)
     work = copy.deepcopy(model).cpu().float().eval()
     scores = slot_scores(work, dependency_graph(work), importance)
-    drop = {}
-    for (name, conv), score, want in zip(unet_slots(work), scores, spec_widths(spec)):
-        if want < conv.out_channels:
-            drop[name] = sorted(torch.argsort(score)[: conv.out_channels - want].tolist())
+    drop = least_important(unet_slots(work), scores, spec_widths(spec))
     if drop:
         work = prune_channels(work, drop)
     return widen(work, spec, seed)
