@@ -108,15 +108,13 @@ def check_run_config(cfg) -> None:
         (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
-        (getattr(cfg, "hard_negative_weight", 0.0) >= 0,
-         f"hard_negative_weight must be ≥ 0 (0 = off), got {getattr(cfg, 'hard_negative_weight', None)}"),
-        (getattr(cfg, "mask_balance_area", None) is None or cfg.mask_balance_area > 0,
-         f"mask_balance_area must be > 0 (pixels), got {getattr(cfg, 'mask_balance_area', None)}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
     ]
     for ok, message in checks:
         if not ok:
             raise UnetblurError(message)
+    from .losses import check_mask_loss_settings  # torch: imported only when a run is checked
+    check_mask_loss_settings(getattr(cfg, "hard_negative_weight", 0.0), getattr(cfg, "mask_balance_area", None))
     lr_decay, gamma = getattr(cfg, "lr_decay", "none"), getattr(cfg, "lr_gamma", 1.0)
     if lr_decay == "plateau" and not gamma < 1:
         raise UnetblurError(f"lr_decay plateau needs lr_gamma < 1 (the factor applied on a plateau), got {gamma}")

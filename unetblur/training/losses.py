@@ -125,6 +125,15 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
         return 1.0 - (2.0 * (w * p * m).sum() + eps) / ((w * p).sum() + (w * m).sum() + eps)
 
 
+def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None) -> None:
+    """Refuse mask-loss settings that cannot work (``balance_area`` None: the default, :data:`BALANCE_AREA`);
+    the training configs call it before anything is written, :func:`mask_loss` on every call."""
+    if hard_negative_weight < 0:
+        raise UnetblurError(f"hard_negative_weight must be ≥ 0 (0 = off), got {hard_negative_weight}")
+    if balance_area is not None and not balance_area > 0:
+        raise UnetblurError(f"mask_balance_area must be > 0 (pixels), got {balance_area}")
+
+
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
               hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
@@ -138,10 +147,7 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
-    if hard_negative_weight < 0:
-        raise UnetblurError(f"hard_negative_weight must be ≥ 0 (0 = off), got {hard_negative_weight}")
-    if not balance_area > 0:
-        raise UnetblurError(f"mask_balance_area must be > 0 (pixels), got {balance_area}")
+    check_mask_loss_settings(hard_negative_weight, balance_area)
     weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
     bce_weight = weight
     if hard_negative_weight > 0:
