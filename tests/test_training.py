@@ -4,6 +4,7 @@ losses, the over-fitting check, curves and config errors."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
-                                      face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
+                                      face_peak_loss, face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
                                       soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
@@ -300,6 +301,44 @@ def test_the_balance_area_reaches_the_training_loss_and_a_bad_one_is_refused_bef
     assert losses[1] > 1.2 * losses[0]
     with pytest.raises(UnetblurError, match="mask_balance_area must be > 0 \\(pixels\\), got -1"):
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_balance_area=-1.0))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_peak_loss_is_minus_log_of_each_face_s_highest_probability_every_face_alike():
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 2:6, 2:6] = 1                                    # a 16-px face
+    mask[0, :, 10:30, 10:30] = 1                                # a 400-px face
+    mask[1, :, 4:8, 20:24] = 1
+    prob = torch.full((2, 1, 32, 32), 0.99)                     # background at 0.99 does not count
+    prob[0, :, 2:6, 2:6] = 0.2
+    prob[0, :, 3, 3] = 0.5                                      # the small face's peak
+    prob[0, :, 10:30, 10:30] = 0.9
+    prob[1, :, 4:8, 20:24] = 0.8
+    prob.requires_grad_(True)
+    loss = face_peak_loss(prob, mask)
+    assert float(loss) == pytest.approx(-(math.log(0.5) + math.log(0.9) + math.log(0.8)) / 3, rel=1e-5)
+    loss.backward()
+    assert (prob.grad[0, 0, 2:6, 2:6] != 0).sum() == 1 and prob.grad[0, 0, 3, 3] < 0   # only the peak is pushed up
+    assert (prob.grad[0, 0, 0, :] == 0).all()                   # background untouched
+    assert float(face_peak_loss(prob, torch.zeros_like(mask))) == 0.0
+    parts = mask_loss(prob.detach(), mask, "bce_dice_balanced", 0.0, BALANCE_AREA, 2.0)
+    assert float(parts["loss_mask_peak"]) == pytest.approx(2 * float(loss), rel=1e-5)
+    assert "loss_mask_peak" not in mask_loss(prob.detach(), mask, "bce_dice_balanced")
+    with pytest.raises(UnetblurError, match="mask_peak_weight must be ≥ 0"):
+        mask_loss(prob.detach(), mask, "bce", 0.0, BALANCE_AREA, -1.0)
+
+
+def test_the_peak_weight_reaches_the_training_loss_and_a_bad_one_is_refused_before_the_run(tiny_dataset, tmp_path):
+    from unetblur.training.fit import build_teacher_module
+
+    batch = {"image": torch.rand(1, 3, 64, 64), "target": torch.rand(1, 3, 64, 64), "mask": torch.zeros(1, 1, 64, 64)}
+    batch["mask"][..., 2:22, 2:22] = 1
+    output = torch.cat([batch["target"], torch.full((1, 1, 64, 64), 0.5)], 1)
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_peak_weight=1.5)
+    _, parts = build_teacher_module(cfg).compute_loss(output, batch)
+    assert float(parts["loss_mask_peak"]) == pytest.approx(-1.5 * math.log(0.5), rel=1e-5)
+    with pytest.raises(UnetblurError, match="mask_peak_weight must be ≥ 0"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", mask_peak_weight=-0.5))
     assert not (tmp_path / "run").exists()
 
 

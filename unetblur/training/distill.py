@@ -229,7 +229,8 @@ def build_distill_module(cfg: DistillConfig) -> DistillModule:
                          weight_decay=cfg.weight_decay, lr_decay=cfg.lr_decay, lr_gamma=cfg.lr_gamma,
                          lr_patience=cfg.lr_patience, loss=cfg.loss, face_weight=cfg.face_weight,
                          ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight, mask_loss=cfg.mask_loss,
-                         hard_negative_weight=cfg.hard_negative_weight, mask_balance_area=cfg.mask_balance_area)
+                         hard_negative_weight=cfg.hard_negative_weight, mask_balance_area=cfg.mask_balance_area,
+                         mask_peak_weight=cfg.mask_peak_weight)
 
 
 def distill(cfg: DistillConfig) -> Path:

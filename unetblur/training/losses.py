@@ -67,22 +67,55 @@ class ReconstructionLoss:
         return loss, parts
 
 
+def face_components(mask: torch.Tensor) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Each image's faces as connected components (8-connected) of its 0/1 mask (N×1×H×W): per image
+    ``(count, labels H×W int32 with 0 = background, pixel areas of labels 1…count)``."""
+    binary = (mask > 0.5).to(torch.uint8).cpu().numpy()
+    out = []
+    for i in range(binary.shape[0]):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary[i, 0], connectivity=8)
+        out.append((n - 1, labels, stats[1:, cv2.CC_STAT_AREA]))
+    return out
+
+
 def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: float = BALANCE_CAP) -> torch.Tensor:
     """Per-pixel weights (N×1×H×W, float32) that give each small face the weight of a face of ``area`` pixels.
 
-    Pixels of a face (a connected component of the 0/1 mask, 8-connected) of ``a`` pixels weigh
-    ``clip(area / a, 1, cap)``; background and large faces weigh 1. Pooled losses are otherwise ruled
+    Pixels of a face (a connected component of the 0/1 mask, see :func:`face_components`) of ``a`` pixels
+    weigh ``clip(area / a, 1, cap)``; background and large faces weigh 1. Pooled losses are otherwise ruled
     by the few large faces of a batch, and a missed 15-px face costs almost nothing.
     """
-    binary = (mask > 0.5).to(torch.uint8).cpu().numpy()
-    weights = np.ones(binary.shape, np.float32)
-    for i in range(binary.shape[0]):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary[i, 0], connectivity=8)
-        if n > 1:
-            per_label = np.ones(n, np.float32)
-            per_label[1:] = np.clip(area / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1), 1.0, cap)
+    weights = np.ones(mask.shape, np.float32)
+    for i, (n, labels, areas) in enumerate(face_components(mask)):
+        if n:
+            per_label = np.ones(n + 1, np.float32)
+            per_label[1:] = np.clip(area / np.maximum(areas, 1), 1.0, cap)
             weights[i, 0] = per_label[labels]
     return torch.from_numpy(weights).to(mask.device)
+
+
+def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch's faces (components of the 0/1 mask) of ``−log(peak)``, ``peak`` the highest
+    predicted probability inside the face; 0 for a batch without faces.
+
+    The compositor keeps a found region only if its peak reaches ``min_peak`` (0.95 for the package),
+    so a small face whose mask rises to 0.9 everywhere is lost although its pixel losses are low. This
+    term asks for one confident pixel per face, every face counting the same whatever its size, and
+    leaves the background to the pixel losses.
+    """
+    components = face_components(mask)
+    total = sum(n for n, _, _ in components)
+    if total == 0:
+        return mask_prob.sum() * 0.0
+    ids, offset = [], 0
+    for n, labels, _ in components:
+        ids.append(np.where(labels > 0, labels - 1 + offset, total))  # background → a spare slot, dropped below
+        offset += n
+    index = torch.from_numpy(np.stack(ids).astype(np.int64)).to(mask_prob.device).reshape(-1)
+    with torch.autocast(device_type=mask_prob.device.type, enabled=False):
+        p = mask_prob.float().reshape(-1)
+        peaks = torch.zeros(total + 1, device=p.device).scatter_reduce(0, index, p, "amax", include_self=False)
+        return -torch.log(peaks[:total].clamp(1e-6, 1.0)).mean()
 
 
 def hard_negative_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
@@ -125,21 +158,26 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
         return 1.0 - (2.0 * (w * p * m).sum() + eps) / ((w * p).sum() + (w * m).sum() + eps)
 
 
-def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None) -> None:
+def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None,
+                             peak_weight: float = 0.0) -> None:
     """Refuse mask-loss settings that cannot work (``balance_area`` None: the default, :data:`BALANCE_AREA`);
     the training configs call it before anything is written, :func:`mask_loss` on every call."""
     if hard_negative_weight < 0:
         raise UnetblurError(f"hard_negative_weight must be ≥ 0 (0 = off), got {hard_negative_weight}")
     if balance_area is not None and not balance_area > 0:
         raise UnetblurError(f"mask_balance_area must be > 0 (pixels), got {balance_area}")
+    if peak_weight < 0:
+        raise UnetblurError(f"mask_peak_weight must be ≥ 0 (0 = off), got {peak_weight}")
 
 
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
-              hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA) -> dict[str, torch.Tensor]:
+              hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA,
+              peak_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
     weight), or ``bce_dice_balanced`` (both with each face smaller than ``balance_area`` pixels weighted
     as one of that area, see :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the
-    BCE of background pixels by :func:`hard_negative_weights` (Dice already counts every false positive).
+    BCE of background pixels by :func:`hard_negative_weights` (Dice already counts every false positive);
+    ``peak_weight`` > 0 adds ``peak_weight`` × :func:`face_peak_loss` (logged already weighted).
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -147,7 +185,7 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
-    check_mask_loss_settings(hard_negative_weight, balance_area)
+    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight)
     weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
     bce_weight = weight
     if hard_negative_weight > 0:
@@ -156,4 +194,6 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     parts = {"loss_mask_bce": mask_bce(mask_prob, mask, bce_weight)}
     if kind != "bce":
         parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask, weight=weight)
+    if peak_weight > 0:
+        parts["loss_mask_peak"] = peak_weight * face_peak_loss(mask_prob, mask)
     return parts
