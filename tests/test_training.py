@@ -321,6 +321,8 @@ def test_the_peak_loss_is_minus_log_of_each_face_s_highest_probability_every_fac
     assert (prob.grad[0, 0, 2:6, 2:6] != 0).sum() == 1 and prob.grad[0, 0, 3, 3] < 0   # only the peak is pushed up
     assert (prob.grad[0, 0, 0, :] == 0).all()                   # background untouched
     assert float(face_peak_loss(prob, torch.zeros_like(mask))) == 0.0
+    assert float(face_peak_loss(prob, mask, min_area=100)) == pytest.approx(-math.log(0.9), rel=1e-5)  # the 16-px faces left out
+    assert float(face_peak_loss(prob, mask, min_area=1000)) == 0.0
     parts = mask_loss(prob.detach(), mask, "bce_dice_balanced", 0.0, BALANCE_AREA, 2.0)
     assert float(parts["loss_mask_peak"]) == pytest.approx(2 * float(loss), rel=1e-5)
     assert "loss_mask_peak" not in mask_loss(prob.detach(), mask, "bce_dice_balanced")
@@ -337,8 +339,13 @@ def test_the_peak_weight_reaches_the_training_loss_and_a_bad_one_is_refused_befo
     cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_peak_weight=1.5)
     _, parts = build_teacher_module(cfg).compute_loss(output, batch)
     assert float(parts["loss_mask_peak"]) == pytest.approx(-1.5 * math.log(0.5), rel=1e-5)
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_peak_weight=1.5, mask_peak_min_area=500)
+    _, parts = build_teacher_module(cfg).compute_loss(output, batch)
+    assert float(parts["loss_mask_peak"]) == 0.0                # the one face has 400 pixels
     with pytest.raises(UnetblurError, match="mask_peak_weight must be ≥ 0"):
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_peak_weight=-0.5))
+    with pytest.raises(UnetblurError, match="mask_peak_min_area must be ≥ 0"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", mask_peak_min_area=-1.0))
     assert not (tmp_path / "run").exists()
 
 

@@ -94,23 +94,26 @@ def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: fl
     return torch.from_numpy(weights).to(mask.device)
 
 
-def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch's faces (components of the 0/1 mask) of ``−log(peak)``, ``peak`` the highest
-    predicted probability inside the face; 0 for a batch without faces.
+def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float = 0.0) -> torch.Tensor:
+    """Mean over the batch's faces (components of the 0/1 mask of at least ``min_area`` pixels) of
+    ``−log(peak)``, ``peak`` the highest predicted probability inside the face; 0 for a batch without such faces.
 
     The compositor keeps a found region only if its peak reaches ``min_peak`` (0.95 for the package),
     so a small face whose mask rises to 0.9 everywhere is lost although its pixel losses are low. This
     term asks for one confident pixel per face, every face counting the same whatever its size, and
-    leaves the background to the pixel losses.
+    leaves the background to the pixel losses. ``min_area`` leaves out faces too small to find at the
+    sizes that count, so that the network is not taught to fire on any few pixels of skin.
     """
-    components = face_components(mask)
-    total = sum(n for n, _, _ in components)
+    components = [(labels, areas >= min_area) for _, labels, areas in face_components(mask)]
+    total = sum(int(kept.sum()) for _, kept in components)
     if total == 0:
         return mask_prob.sum() * 0.0
     ids, offset = [], 0
-    for n, labels, _ in components:
-        ids.append(np.where(labels > 0, labels - 1 + offset, total))  # background → a spare slot, dropped below
-        offset += n
+    for labels, kept in components:
+        slot = np.full(len(kept) + 1, total, np.int64)          # background and small faces → a spare slot, dropped
+        slot[1:][kept] = offset + np.arange(int(kept.sum()))
+        ids.append(slot[labels])
+        offset += int(kept.sum())
     index = torch.from_numpy(np.stack(ids).astype(np.int64)).to(mask_prob.device).reshape(-1)
     with torch.autocast(device_type=mask_prob.device.type, enabled=False):
         p = mask_prob.float().reshape(-1)
@@ -159,7 +162,7 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
 
 
 def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None,
-                             peak_weight: float = 0.0) -> None:
+                             peak_weight: float = 0.0, peak_min_area: float = 0.0) -> None:
     """Refuse mask-loss settings that cannot work (``balance_area`` None: the default, :data:`BALANCE_AREA`);
     the training configs call it before anything is written, :func:`mask_loss` on every call."""
     if hard_negative_weight < 0:
@@ -168,16 +171,19 @@ def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: fl
         raise UnetblurError(f"mask_balance_area must be > 0 (pixels), got {balance_area}")
     if peak_weight < 0:
         raise UnetblurError(f"mask_peak_weight must be ≥ 0 (0 = off), got {peak_weight}")
+    if peak_min_area < 0:
+        raise UnetblurError(f"mask_peak_min_area must be ≥ 0 (pixels), got {peak_min_area}")
 
 
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
               hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA,
-              peak_weight: float = 0.0) -> dict[str, torch.Tensor]:
+              peak_weight: float = 0.0, peak_min_area: float = 0.0) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
     weight), or ``bce_dice_balanced`` (both with each face smaller than ``balance_area`` pixels weighted
     as one of that area, see :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the
     BCE of background pixels by :func:`hard_negative_weights` (Dice already counts every false positive);
-    ``peak_weight`` > 0 adds ``peak_weight`` × :func:`face_peak_loss` (logged already weighted).
+    ``peak_weight`` > 0 adds ``peak_weight`` × :func:`face_peak_loss` over faces of ≥ ``peak_min_area`` pixels
+    (logged already weighted).
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -185,7 +191,7 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
-    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight)
+    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area)
     weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
     bce_weight = weight
     if hard_negative_weight > 0:
@@ -195,5 +201,5 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     if kind != "bce":
         parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask, weight=weight)
     if peak_weight > 0:
-        parts["loss_mask_peak"] = peak_weight * face_peak_loss(mask_prob, mask)
+        parts["loss_mask_peak"] = peak_weight * face_peak_loss(mask_prob, mask, peak_min_area)
     return parts
