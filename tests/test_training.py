@@ -331,8 +331,6 @@ def test_the_peak_loss_is_minus_log_of_each_face_s_highest_probability_every_fac
 
 
 def test_the_peak_weight_reaches_the_training_loss_and_a_bad_one_is_refused_before_the_run(tiny_dataset, tmp_path):
-    from unetblur.training.fit import build_teacher_module
-
     batch = {"image": torch.rand(1, 3, 64, 64), "target": torch.rand(1, 3, 64, 64), "mask": torch.zeros(1, 1, 64, 64)}
     batch["mask"][..., 2:22, 2:22] = 1
     output = torch.cat([batch["target"], torch.full((1, 1, 64, 64), 0.5)], 1)

@@ -101,8 +101,8 @@ def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float 
     The compositor keeps a found region only if its peak reaches ``min_peak`` (0.95 for the package),
     so a small face whose mask rises to 0.9 everywhere is lost although its pixel losses are low. This
     term asks for one confident pixel per face, every face counting the same whatever its size, and
-    leaves the background to the pixel losses. ``min_area`` leaves out faces too small to find at the
-    sizes that count, so that the network is not taught to fire on any few pixels of skin.
+    leaves the background to the pixel losses. ``min_area`` leaves out faces smaller than the ones the
+    operating point is judged on (experiments/full_photo/README.md, stages 19–20).
     """
     components = [(labels, areas >= min_area) for _, labels, areas in face_components(mask)]
     total = sum(int(kept.sum()) for _, kept in components)
