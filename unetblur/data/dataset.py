@@ -34,8 +34,8 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
 
 
 class PairedDataset(Dataset):
-    """Items are dicts: ``image`` and ``target`` (3×H×W float in [0, 1]), ``mask`` (1×H×W, 0/1),
-    ``stem``. A missing mask reads as all zeros.
+    """Items are dicts: ``image`` and ``target`` (3×H×W float in [0, 1]), ``mask`` and ``negative``
+    (1×H×W, 0/1: faces, mined false positives), ``stem``. A missing mask or negative map reads as all zeros.
 
     ``cache``: keep each decoded sample in memory after its first read (uint8, about 1.6 MB per 480×480
     sample; per loader worker). Decoding the three PNGs of a sample is a sixth of a training step of
@@ -48,7 +48,7 @@ class PairedDataset(Dataset):
         self.split = split
         self.samples = list_samples(root, split)[:limit]
         self.transform = transform
-        self._decoded: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = {} if cache else None
+        self._decoded: dict[int, tuple[np.ndarray, ...]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -60,27 +60,32 @@ class PairedDataset(Dataset):
             sample = self._read(s)
             if self._decoded is not None:
                 self._decoded[i] = sample
-        image, target, mask = sample
+        image, target, mask, negative = sample
         # Augment in uint8, convert the crop: converting the whole stored image to float first was wasted
         # work (a 480-px photo cropped to 192 px: 25 → 22 ms per item on a busy core). Every step below
         # makes new tensors, so a cached sample is never changed.
         item = {"image": tv_tensors.Image(_chw(image)), "target": tv_tensors.Image(_chw(target)),
-                "mask": tv_tensors.Mask(torch.from_numpy(mask)[None])}
+                "mask": tv_tensors.Mask(torch.from_numpy(mask)[None]),
+                "negative": tv_tensors.Mask(torch.from_numpy(negative)[None])}
         if self.transform is not None:
             item = self.transform(item)
         return {"image": _unit_float(item["image"]), "target": _unit_float(item["target"]),
-                "mask": (item["mask"].as_subclass(torch.Tensor) > 127).float(), "stem": s.stem}
+                "mask": (item["mask"].as_subclass(torch.Tensor) > 127).float(),
+                "negative": (item["negative"].as_subclass(torch.Tensor) > 127).float(), "stem": s.stem}
 
-    def _read(self, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _read(self, s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         image, target = read_image(s.image), read_image(s.target)
         if image.shape != target.shape:
             raise BadInputError(s.target, f"target is {target.shape[1]}x{target.shape[0]} but its input is "
                                           f"{image.shape[1]}x{image.shape[0]}")
-        mask = read_mask(s.mask) if s.mask is not None else np.zeros(image.shape[:2], np.uint8)
-        if mask.shape != image.shape[:2]:
-            raise BadInputError(s.mask, f"mask is {mask.shape[1]}x{mask.shape[0]} but its input is "
-                                        f"{image.shape[1]}x{image.shape[0]}")
-        return image, target, np.ascontiguousarray(mask)
+        maps = []
+        for path, role in ((s.mask, "mask"), (s.negative, "negative map")):
+            m = read_mask(path) if path is not None else np.zeros(image.shape[:2], np.uint8)
+            if m.shape != image.shape[:2]:
+                raise BadInputError(path, f"{role} is {m.shape[1]}x{m.shape[0]} but its input is "
+                                          f"{image.shape[1]}x{image.shape[0]}")
+            maps.append(np.ascontiguousarray(m))
+        return image, target, *maps
 
 
 def _chw(image: np.ndarray) -> torch.Tensor:

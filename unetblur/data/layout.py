@@ -4,7 +4,9 @@
          faces.jsonl  manifest.json
 
 Same file stem in each folder of a split; targets and masks are lossless PNG; masks single
-channel, 255 = face.
+channel, 255 = face. Optional: ``train_negative/``, single-channel PNGs with 255 on mined false
+positives (pixels a model called face where there is none, written by
+experiments/full_photo/mine_false_blobs.py); training weighs their mask loss up (``mined_negative_weight``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ MANIFEST = "manifest.json"
 FACES = "faces.jsonl"
 
 
+def negative_dir(root: str | os.PathLike, split: str) -> Path:
+    """The optional folder of mined false-positive maps of ``split``."""
+    return Path(root) / f"{split}_negative"
+
+
 def split_dirs(root: str | os.PathLike, split: str) -> tuple[Path, Path, Path]:
     """(inputs, targets, masks) folders of ``split``."""
     root = Path(root)
@@ -34,6 +41,7 @@ class Sample:
     image: Path
     target: Path
     mask: Path | None
+    negative: Path | None = None
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -50,8 +58,9 @@ def list_samples(root: str | os.PathLike, split: str, *, require_masks: bool = F
     """
     img_dir, blur_dir, mask_dir = split_dirs(root, split)
     images, targets, masks = _by_stem(img_dir), _by_stem(blur_dir), _by_stem(mask_dir)
+    negatives = _by_stem(negative_dir(root, split))
     stems = sorted(set(images) & set(targets) & (set(masks) if require_masks else set(images)))
-    return [Sample(s, images[s], targets[s], masks.get(s)) for s in stems]
+    return [Sample(s, images[s], targets[s], masks.get(s), negatives.get(s)) for s in stems]
 
 
 def manifest_blur(manifest: dict):

@@ -162,7 +162,8 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
 
 
 def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None,
-                             peak_weight: float = 0.0, peak_min_area: float = 0.0) -> None:
+                             peak_weight: float = 0.0, peak_min_area: float = 0.0,
+                             mined_negative_weight: float = 0.0) -> None:
     """Refuse mask-loss settings that cannot work (``balance_area`` None: the default, :data:`BALANCE_AREA`);
     the training configs call it before anything is written, :func:`mask_loss` on every call."""
     if hard_negative_weight < 0:
@@ -173,17 +174,22 @@ def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: fl
         raise UnetblurError(f"mask_peak_weight must be ≥ 0 (0 = off), got {peak_weight}")
     if peak_min_area < 0:
         raise UnetblurError(f"mask_peak_min_area must be ≥ 0 (pixels), got {peak_min_area}")
+    if mined_negative_weight < 0:
+        raise UnetblurError(f"mined_negative_weight must be ≥ 0 (0 = off), got {mined_negative_weight}")
 
 
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
               hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA,
-              peak_weight: float = 0.0, peak_min_area: float = 0.0) -> dict[str, torch.Tensor]:
+              peak_weight: float = 0.0, peak_min_area: float = 0.0, negative: torch.Tensor | None = None,
+              mined_negative_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
     weight), or ``bce_dice_balanced`` (both with each face smaller than ``balance_area`` pixels weighted
     as one of that area, see :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the
     BCE of background pixels by :func:`hard_negative_weights` (Dice already counts every false positive);
     ``peak_weight`` > 0 adds ``peak_weight`` × :func:`face_peak_loss` over faces of ≥ ``peak_min_area`` pixels
-    (logged already weighted).
+    (logged already weighted). ``negative`` (N×1×H×W, 1 on mined false positives, see unetblur/data/layout.py)
+    weighs those pixels' BCE ``1 + mined_negative_weight``: unlike ``hard_negative_weight`` it charges only
+    where a model was seen to fire on the training photo, not every confident background pixel.
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -191,12 +197,15 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
-    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area)
+    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area, mined_negative_weight)
     weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
     bce_weight = weight
     if hard_negative_weight > 0:
         negatives = hard_negative_weights(mask_prob, mask, hard_negative_weight)
-        bce_weight = negatives if weight is None else weight * negatives
+        bce_weight = negatives if bce_weight is None else bce_weight * negatives
+    if mined_negative_weight > 0 and negative is not None:
+        mined = 1.0 + mined_negative_weight * (negative > 0.5).float() * (mask <= 0.5).float()
+        bce_weight = mined if bce_weight is None else bce_weight * mined
     parts = {"loss_mask_bce": mask_bce(mask_prob, mask, bce_weight)}
     if kind != "bce":
         parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask, weight=weight)
