@@ -12,11 +12,12 @@ import torch
 from unetblur.data.dataset import PairedDataset, joint_augmentation
 from unetblur.data.layout import negative_dir
 from unetblur.errors import BadInputError, UnetblurError
-from unetblur.faces import Face
+from unetblur.evaluate.metrics import background_mask
+from unetblur.faces import Face, read_faces_jsonl
 from unetblur.io import write_image
 from unetblur.training.fit import build_teacher_module, train
 from unetblur.training.losses import mask_loss
-from unetblur.training.mining import MINED_FILE, MiningSettings, false_blob_map, mine_dataset
+from unetblur.training.mining import MINED_FILE, MiningSettings, false_blob_map, false_blob_share, mine_dataset
 
 from test_training import tiny_config
 
@@ -66,6 +67,20 @@ def test_mining_writes_the_train_maps_only_and_the_dataset_carries_them_through_
         assert torch.equal(item["image"], expect)
     mine_dataset(tiny_dataset, lambda image: np.zeros(image.shape[:2], np.float32), MiningSettings())
     assert not list(out.glob("*.png"))                                      # a new run replaces the old maps
+
+
+def test_the_false_blob_share_measures_a_split_without_writing(tiny_dataset):
+    def fires_everywhere(image):
+        return np.full(image.shape[:2], 0.97, np.float32)
+
+    faces = read_faces_jsonl(tiny_dataset / "faces.jsonl")
+    background = [background_mask((32, 32), faces[f"val/val_{i:04d}.png"]) for i in range(4)]
+    share = false_blob_share(tiny_dataset, "val", fires_everywhere, MiningSettings())
+    assert share == pytest.approx(np.mean([b.mean() for b in background]))   # all but bg_changed's face boxes
+    assert false_blob_share(tiny_dataset, "val", fires_everywhere, MiningSettings(), limit=2) == \
+        pytest.approx(np.mean([background[0].mean(), background[2].mean()]))  # evenly spaced
+    assert false_blob_share(tiny_dataset, "val", fires_everywhere, MiningSettings(min_peak=0.99)) == 0.0
+    assert not negative_dir(tiny_dataset, "val").exists()
 
 
 def test_a_negative_map_of_the_wrong_size_is_refused(tiny_dataset):

@@ -5,7 +5,12 @@ config then charges them. Each stored photo is read at its own size, the size tr
     python experiments/full_photo/mine_false_blobs.py runs/full_photo/s20.pt \\
         --data runs/datasets/wider_gf320,runs/datasets/fddb_gf320,runs/datasets/wider_gf480,runs/datasets/fddb_gf480,runs/datasets/wider_gf640
 
-Train split only: val and test choose and judge the operating points.
+Train split only: val and test choose and judge the operating points. ``--measure SPLIT`` writes nothing and
+prints the share of stored pixels the model's false blobs cover on SPLIT (``--limit`` photos, evenly spaced), so
+a model trained on the maps can be checked against the one they were mined from:
+
+    python experiments/full_photo/mine_false_blobs.py runs/full_photo/s20.pt --data runs/datasets/wider_gf640 \
+        --measure val --limit 120 --min-peak 0.95
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from unetblur.detectors import open_detector
 from unetblur.errors import UnetblurError
 from unetblur.runtime.composite import CompositingBlurrer
 from unetblur.runtime.factory import open_image_model
-from unetblur.training.mining import MiningSettings, mine_dataset
+from unetblur.training.mining import MiningSettings, false_blob_share, mine_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-peak", type=float, default=defaults.min_peak)
     p.add_argument("--detector-score", type=float, default=defaults.detector_score,
                    help="spare CenterFace detections at or above this score (unannotated faces)")
+    p.add_argument("--measure", choices=("train", "val"), help="write nothing; print the false-blob share of this split")
+    p.add_argument("--limit", type=int, default=0, help="with --measure: at most this many photos per dataset (0 = all)")
     args = p.parse_args(argv)
     settings = MiningSettings(args.threshold, args.min_peak, args.detector_score)
     try:
@@ -38,11 +45,19 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(model, "mask_channel", False):
             raise UnetblurError(f"{args.model}: has no mask channel")
         detector = open_detector("centerface")
+
+        def face_probability(image):
+            # working_size = the stored photo's longer side: the network sees it unscaled, as in training.
+            return CompositingBlurrer(model, working_size=max(image.shape[:2])).face_probability(image)
+
         for root in dataset_folders(args.data):
             start = time.perf_counter()
-            # working_size = the stored photo's longer side: the network sees it unscaled, as in training.
-            summary = mine_dataset(root, lambda image: CompositingBlurrer(model, working_size=max(image.shape[:2]))
-                                   .face_probability(image), settings, detector, str(args.model))
+            if args.measure:
+                share = false_blob_share(root, args.measure, face_probability, settings, detector, args.limit)
+                print(f"{root} {args.measure}: false blobs cover {100 * share:.2f} % of the stored pixels "
+                      f"(threshold {settings.threshold}, min_peak {settings.min_peak})", flush=True)
+                continue
+            summary = mine_dataset(root, face_probability, settings, detector, str(args.model))
             print(f"{root}: {summary['photos_with_negatives']}/{summary['photos']} photos charged, "
                   f"{100 * summary['negative_share']:.2f} % of pixels, {time.perf_counter() - start:.0f} s", flush=True)
     except UnetblurError as exc:

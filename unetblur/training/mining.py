@@ -59,6 +59,34 @@ def false_blob_map(prob: np.ndarray, faces: list[Face], settings: MiningSettings
     return kept[labels] & background_mask(prob.shape, faces)
 
 
+def _faces_of(root: str | os.PathLike) -> dict[str, list[Face]]:
+    path = Path(root) / FACES
+    return read_faces_jsonl(path) if path.is_file() else {}
+
+
+def _photo_blobs(split: str, sample, faces_of, face_probability, settings: MiningSettings, detector):
+    image = read_image(sample.image)
+    prob = face_probability(image)
+    if prob.shape != image.shape[:2]:
+        raise UnetblurError(f"{sample.image}: the model's map is {prob.shape[::-1]}, the image {image.shape[1::-1]}")
+    faces = list(faces_of.get(f"{split}/{sample.image.name}", []))
+    faces += [f for f in detector.detect(image) if f.score >= settings.detector_score] if detector else []
+    return false_blob_map(prob, faces, settings)
+
+
+def false_blob_share(root: str | os.PathLike, split: str, face_probability, settings: MiningSettings, detector=None,
+                     limit: int = 0) -> float:
+    """The share of ``split``'s stored pixels that :func:`false_blob_map` marks (``limit`` > 0: that many photos,
+    evenly spaced): a measurement only, nothing is written, so it may read val."""
+    settings.check()
+    samples = list_samples(root, split)
+    if limit and len(samples) > limit:
+        samples = samples[::len(samples) // limit][:limit]
+    faces_of = _faces_of(root)
+    blobs = [_photo_blobs(split, s, faces_of, face_probability, settings, detector) for s in samples]
+    return sum(int(b.sum()) for b in blobs) / max(sum(b.size for b in blobs), 1)
+
+
 def mine_dataset(root: str | os.PathLike, face_probability, settings: MiningSettings, detector=None,
                  model_name: str = "") -> dict:
     """Write ``root/train_negative/`` from ``face_probability(image) → HW prob`` (the image's own size) and
@@ -68,20 +96,14 @@ def mine_dataset(root: str | os.PathLike, face_probability, settings: MiningSett
     samples = list_samples(root, "train")
     if not samples:
         raise UnetblurError(f"{root}: no train samples to mine")
-    faces_of = read_faces_jsonl(Path(root) / FACES) if (Path(root) / FACES).is_file() else {}
+    faces_of = _faces_of(root)
     out = negative_dir(root, "train")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     photos = charged = pixels = 0
     for s in samples:
-        image = read_image(s.image)
-        prob = face_probability(image)
-        if prob.shape != image.shape[:2]:
-            raise UnetblurError(f"{s.image}: the model's map is {prob.shape[::-1]}, the image {image.shape[1::-1]}")
-        faces = list(faces_of.get(f"train/{s.image.name}", []))
-        faces += [f for f in detector.detect(image) if f.score >= settings.detector_score] if detector else []
-        blob = false_blob_map(prob, faces, settings)
+        blob = _photo_blobs("train", s, faces_of, face_probability, settings, detector)
         photos += 1
         pixels += blob.size
         if blob.any():
