@@ -5,7 +5,8 @@
 wheels, skin, signs: experiments/full_photo/bg_sources_stage20_val.md). A uniform charge on every
 confident background pixel (``hard_negative_weight``) moved the student along the same
 coverage-vs-background frontier. These maps charge only the regions a model was seen to keep, so the
-loss can push them down without taxing the faces' own neighbourhood.
+loss can push them down without taxing the faces' own neighbourhood. Measured (stage 22 in
+experiments/full_photo/README.md): it removed a quarter of them on val, and as many faces with them.
 
 The maps go to ``ROOT/train_negative/STEM.png`` (the optional folder of unetblur/data/layout.py), for the
 train split only: the val and test photos choose and judge operating points and must not teach the model.
@@ -22,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.layout import FACES, list_samples, negative_dir
+from ..data.layout import FACES, list_samples, negative_dir, require_dataset
 from ..errors import UnetblurError
 from ..evaluate.metrics import background_mask
 from ..faces import Face, read_faces_jsonl
@@ -40,7 +41,10 @@ class MiningSettings:
 
     def check(self) -> None:
         if not 0 < self.threshold < 1 or not 0 < self.min_peak <= 1:
-            raise UnetblurError(f"threshold and min_peak must be in (0, 1), got {self.threshold}, {self.min_peak}")
+            raise UnetblurError(f"threshold must be in (0, 1) and min_peak in (0, 1], got {self.threshold}, "
+                                f"{self.min_peak}")
+        if not 0 <= self.detector_score <= 1:
+            raise UnetblurError(f"detector_score must be in [0, 1], got {self.detector_score}")
 
 
 def false_blob_map(prob: np.ndarray, faces: list[Face], settings: MiningSettings) -> np.ndarray:
@@ -79,6 +83,7 @@ def false_blob_share(root: str | os.PathLike, split: str, face_probability, sett
     """The share of ``split``'s stored pixels that :func:`false_blob_map` marks (``limit`` > 0: that many photos,
     evenly spaced): a measurement only, nothing is written, so it may read val."""
     settings.check()
+    require_dataset(root, split)
     samples = list_samples(root, split)
     if limit and len(samples) > limit:
         samples = samples[::len(samples) // limit][:limit]
@@ -93,9 +98,8 @@ def mine_dataset(root: str | os.PathLike, face_probability, settings: MiningSett
     return the summary also written there (``mined.json``). A previous folder is replaced only once the
     new one is complete."""
     settings.check()
+    require_dataset(root, "train")
     samples = list_samples(root, "train")
-    if not samples:
-        raise UnetblurError(f"{root}: no train samples to mine")
     faces_of = _faces_of(root)
     out = negative_dir(root, "train")
     tmp = out.with_name(out.name + ".tmp")
