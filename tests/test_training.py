@@ -330,6 +330,24 @@ def test_the_peak_loss_is_minus_log_of_each_face_s_highest_probability_every_fac
         mask_loss(prob.detach(), mask, "bce", 0.0, BALANCE_AREA, -1.0)
 
 
+def test_the_balanced_loss_with_the_peak_term_labels_the_faces_once_and_scores_as_each_term_alone(monkeypatch):
+    import unetblur.training.losses as L
+
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 2:6, 2:6] = 1
+    mask[1, :, 10:30, 10:30] = 1
+    prob = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.98 + 0.01
+    calls = []
+    labelled = L.face_components
+    monkeypatch.setattr(L, "face_components", lambda m: calls.append(1) or labelled(m))
+    parts = mask_loss(prob, mask, "bce_dice_balanced", 0.0, BALANCE_AREA, 2.0)
+    assert len(calls) == 1
+    monkeypatch.setattr(L, "face_components", labelled)
+    weight = face_balance_weights(mask)
+    assert float(parts["loss_mask_bce"]) == pytest.approx(float(L.mask_bce(prob, mask, weight)), rel=1e-6)
+    assert float(parts["loss_mask_peak"]) == pytest.approx(2 * float(face_peak_loss(prob, mask)), rel=1e-6)
+
+
 def test_the_peak_weight_reaches_the_training_loss_and_a_bad_one_is_refused_before_the_run(tiny_dataset, tmp_path):
     batch = {"image": torch.rand(1, 3, 64, 64), "target": torch.rand(1, 3, 64, 64), "mask": torch.zeros(1, 1, 64, 64)}
     batch["mask"][..., 2:22, 2:22] = 1

@@ -78,15 +78,17 @@ def face_components(mask: torch.Tensor) -> list[tuple[int, np.ndarray, np.ndarra
     return out
 
 
-def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: float = BALANCE_CAP) -> torch.Tensor:
+def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: float = BALANCE_CAP,
+                         components: list | None = None) -> torch.Tensor:
     """Per-pixel weights (N×1×H×W, float32) that give each small face the weight of a face of ``area`` pixels.
 
     Pixels of a face (a connected component of the 0/1 mask, see :func:`face_components`) of ``a`` pixels
     weigh ``clip(area / a, 1, cap)``; background and large faces weigh 1. Pooled losses are otherwise ruled
-    by the few large faces of a batch, and a missed 15-px face costs almost nothing.
+    by the few large faces of a batch, and a missed 15-px face costs almost nothing. ``components``:
+    :func:`face_components` of ``mask`` when the caller has them already.
     """
     weights = np.ones(mask.shape, np.float32)
-    for i, (n, labels, areas) in enumerate(face_components(mask)):
+    for i, (n, labels, areas) in enumerate(components if components is not None else face_components(mask)):
         if n:
             per_label = np.ones(n + 1, np.float32)
             per_label[1:] = np.clip(area / np.maximum(areas, 1), 1.0, cap)
@@ -94,7 +96,8 @@ def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: fl
     return torch.from_numpy(weights).to(mask.device)
 
 
-def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float = 0.0) -> torch.Tensor:
+def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float = 0.0,
+                   components: list | None = None) -> torch.Tensor:
     """Mean over the batch's faces (components of the 0/1 mask of at least ``min_area`` pixels) of
     ``−log(peak)``, ``peak`` the highest predicted probability inside the face; 0 for a batch without such faces.
 
@@ -102,9 +105,11 @@ def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float 
     so a small face whose mask rises to 0.9 everywhere is lost although its pixel losses are low. This
     term asks for one confident pixel per face, every face counting the same whatever its size, and
     leaves the background to the pixel losses. ``min_area`` leaves out faces smaller than the ones the
-    operating point is judged on (experiments/full_photo/README.md, stages 19–20).
+    operating point is judged on (experiments/full_photo/README.md, stages 19–20). ``components``:
+    :func:`face_components` of ``mask`` when the caller has them already.
     """
-    components = [(labels, areas >= min_area) for _, labels, areas in face_components(mask)]
+    components = [(labels, areas >= min_area)
+                  for _, labels, areas in (components if components is not None else face_components(mask))]
     total = sum(int(kept.sum()) for _, kept in components)
     if total == 0:
         return mask_prob.sum() * 0.0
@@ -198,7 +203,10 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
     check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area, mined_negative_weight)
-    weight = face_balance_weights(mask, balance_area) if kind == "bce_dice_balanced" else None
+    balanced = kind == "bce_dice_balanced"
+    # Both terms need the faces as components; label them once per batch.
+    components = face_components(mask) if balanced and peak_weight > 0 else None
+    weight = face_balance_weights(mask, balance_area, components=components) if balanced else None
     bce_weight = weight
     if hard_negative_weight > 0:
         negatives = hard_negative_weights(mask_prob, mask, hard_negative_weight)
@@ -210,5 +218,5 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     if kind != "bce":
         parts["loss_mask_dice"] = soft_dice_loss(mask_prob, mask, weight=weight)
     if peak_weight > 0:
-        parts["loss_mask_peak"] = peak_weight * face_peak_loss(mask_prob, mask, peak_min_area)
+        parts["loss_mask_peak"] = peak_weight * face_peak_loss(mask_prob, mask, peak_min_area, components)
     return parts
