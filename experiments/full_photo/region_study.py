@@ -42,7 +42,7 @@ from unetblur.detectors import open_detector
 from unetblur.evaluate import metrics as M
 from unetblur.evaluate.photos import held_out_photos
 from unetblur.io import read_image
-from unetblur.runtime.composite import composite_faces
+from unetblur.runtime.composite import composite_faces, working_scale
 from unetblur.runtime.factory import open_blurrer
 
 DATA = "runs/datasets/wider_lb320,runs/datasets/fddb_lb320"
@@ -190,9 +190,7 @@ def extent(study: Study) -> None:
 def windows(image, prob, cell, blurrer, faces) -> np.ndarray:
     """N×S×S×4 uint8: per face, the square CONTEXT face sizes wide about its centre, from the photo (RGB) and
     the student's map (×255), each resized to WINDOW (edges repeated outside the frame)."""
-    H, W = image.shape[:2]
-    scale = min(1.0, blurrer.working_size / max(H, W))
-    map_per_px = scale / cell
+    map_per_px = working_scale(*image.shape[:2], blurrer.working_size) / cell
     out = np.empty((len(faces), WINDOW, WINDOW, 4), np.uint8)
     for i, face in enumerate(faces):
         cx, cy = face.center
