@@ -71,7 +71,7 @@ def label_region(box, annotated, detected) -> tuple[int, float]:
 
 
 class Study:
-    """The package at one threshold with min_peak 0 (every candidate region), over one split's photos."""
+    """The package with min_peak 0 (every candidate region; each mode sets the threshold) over one split's photos."""
 
     def __init__(self, split: str = "val"):
         self.blurrer = open_blurrer(PACKAGE, mode="composite", min_peak=0.0)
