@@ -68,13 +68,17 @@ def _faces_of(root: str | os.PathLike) -> dict[str, list[Face]]:
     return read_faces_jsonl(path) if path.is_file() else {}
 
 
-def _photo_blobs(split: str, sample, faces_of, face_probability, settings: MiningSettings, detector):
-    """:func:`false_blob_map` of one stored photo, sparing its annotated faces and the detector's."""
+def _stored_faces(faces_of: dict[str, list[Face]], split: str, sample) -> list[Face]:
+    """The faces of one stored photo, in its own pixels (a new list: callers add to it)."""
+    return list(faces_of.get(f"{split}/{sample.image.name}", []))
+
+
+def _photo_blobs(sample, faces: list[Face], face_probability, settings: MiningSettings, detector):
+    """:func:`false_blob_map` of one stored photo, sparing its annotated ``faces`` and the detector's."""
     image = read_image(sample.image)
     prob = face_probability(image)
     if prob.shape != image.shape[:2]:
         raise UnetblurError(f"{sample.image}: the model's map is {prob.shape[::-1]}, the image {image.shape[1::-1]}")
-    faces = list(faces_of.get(f"{split}/{sample.image.name}", []))
     faces += [f for f in detector.detect(image) if f.score >= settings.detector_score] if detector else []
     return false_blob_map(prob, faces, settings)
 
@@ -91,7 +95,7 @@ def false_blob_share(root: str | os.PathLike, split: str, face_probability, sett
     faces_of = _faces_of(root)
     charged = pixels = 0
     for s in samples:    # counted as they come: a split's maps at 640 px would hold ~0.4 GB
-        blob = _photo_blobs(split, s, faces_of, face_probability, settings, detector)
+        blob = _photo_blobs(s, _stored_faces(faces_of, split, s), face_probability, settings, detector)
         charged, pixels = charged + int(blob.sum()), pixels + blob.size
     return charged / max(pixels, 1)
 
@@ -99,9 +103,17 @@ def false_blob_share(root: str | os.PathLike, split: str, face_probability, sett
 def mine_dataset(root: str | os.PathLike, face_probability, settings: MiningSettings, detector=None,
                  model_name: str = "") -> dict:
     """Write ``root/train_negative/`` from ``face_probability(image) → HW prob`` (the image's own size) and
-    return the summary also written there (``mined.json``). A previous folder is replaced only once the
-    new one is complete."""
+    return the summary also written there (``mined.json``), see :func:`write_negative_maps`."""
     settings.check()
+    return write_negative_maps(root, lambda sample, faces: _photo_blobs(sample, faces, face_probability, settings,
+                                                                        detector),
+                               {"model": model_name, "settings": asdict(settings)})
+
+
+def write_negative_maps(root: str | os.PathLike, map_of, about: dict) -> dict:
+    """Write ``root/train_negative/STEM.png`` for every train photo where ``map_of(sample, faces) → HW bool``
+    (``faces``: the stored photo's faces, in its pixels) marks any pixel, and return ``about`` with the counts,
+    also written there (``mined.json``). A previous folder is replaced only once the new one is complete."""
     require_dataset(root, "train")
     samples = list_samples(root, "train")
     faces_of = _faces_of(root)
@@ -111,14 +123,14 @@ def mine_dataset(root: str | os.PathLike, face_probability, settings: MiningSett
     tmp.mkdir()
     photos = charged = pixels = 0
     for s in samples:
-        blob = _photo_blobs("train", s, faces_of, face_probability, settings, detector)
+        blob = map_of(s, _stored_faces(faces_of, "train", s))
         photos += 1
         pixels += blob.size
         if blob.any():
             charged += int(blob.sum())
             write_image(tmp / f"{s.stem}.png", blob.astype(np.uint8) * 255)
-    summary = {"model": model_name, "settings": asdict(settings), "photos": photos,
-               "photos_with_negatives": len(list(tmp.glob("*.png"))), "negative_share": charged / max(pixels, 1)}
+    summary = {**about, "photos": photos, "photos_with_negatives": len(list(tmp.glob("*.png"))),
+               "negative_share": charged / max(pixels, 1)}
     (tmp / MINED_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
