@@ -17,7 +17,8 @@ from unetblur.faces import Face, read_faces_jsonl
 from unetblur.io import write_image
 from unetblur.training.fit import build_teacher_module, train
 from unetblur.training.losses import mask_loss
-from unetblur.training.mining import MINED_FILE, MiningSettings, false_blob_map, false_blob_share, mine_dataset
+from unetblur.training.mining import (MINED_FILE, MiningSettings, false_blob_map, false_blob_share, mine_dataset,
+                                      write_negative_maps)
 
 from test_training import tiny_config
 
@@ -67,6 +68,28 @@ def test_mining_writes_the_train_maps_only_and_the_dataset_carries_them_through_
         assert torch.equal(item["image"], expect)
     mine_dataset(tiny_dataset, lambda image: np.zeros(image.shape[:2], np.float32), MiningSettings())
     assert not list(out.glob("*.png"))                                      # a new run replaces the old maps
+
+
+def test_any_per_photo_map_is_written_with_the_faces_of_its_photo_and_replaces_the_previous_maps(tiny_dataset):
+    mine_dataset(tiny_dataset, lambda image: np.full(image.shape[:2], 0.97, np.float32), MiningSettings())
+    out = negative_dir(tiny_dataset, "train")
+    assert len(list(out.glob("*.png"))) == 8
+    faces_of = read_faces_jsonl(tiny_dataset / "faces.jsonl")
+    seen = []
+
+    def first_photo_only(sample, faces):
+        seen.append(sample.stem)
+        assert faces == faces_of.get(f"train/{sample.image.name}", [])      # in the stored photo's pixels
+        marked = np.zeros((64, 64), bool)
+        marked[:3, :3] = len(seen) == 1
+        return marked
+
+    summary = write_negative_maps(tiny_dataset, first_photo_only, {"what": "a corner"})
+    assert len(seen) == summary["photos"] == 8
+    assert json.loads((out / MINED_FILE).read_text())["what"] == summary["what"] == "a corner"
+    assert [p.stem for p in out.glob("*.png")] == seen[:1]                  # the eight mined maps are gone
+    assert summary["photos_with_negatives"] == 1 and summary["negative_share"] == pytest.approx(9 / (8 * 64 * 64))
+    assert not out.with_name(out.name + ".tmp").exists()
 
 
 def test_the_false_blob_share_measures_a_split_without_writing(tiny_dataset):
