@@ -10,6 +10,8 @@ experiments/full_photo/README.md): it removed a quarter of them on val, and as m
 
 The maps go to ``ROOT/train_negative/STEM.png`` (the optional folder of unetblur/data/layout.py), for the
 train split only: the val and test photos choose and judge operating points and must not teach the model.
+:func:`write_negative_maps` writes any other per-photo map there the same way (the ring past large faces of
+experiments/full_photo/ring_negatives.py, stage 24).
 """
 
 from __future__ import annotations
