@@ -246,6 +246,13 @@ def test_bg_changed_ignores_changes_inside_the_grown_face_box():
     assert M.bg_changed(out, image, [FACE_BOX]) == 0.0
 
 
+def test_the_background_mask_spares_each_box_grown_1_5x_unless_told_another_growth():
+    box = (40, 40, 60, 60)                          # 20 px: 1.5× spares x 35..65, 2.5× x 25..75
+    spared = ~M.background_mask((100, 100), [box])
+    assert spared.sum() == 30 * 30 and spared[35, 35] and not spared[34, 50]
+    assert (~M.background_mask((100, 100), [box], growth=2.5)).sum() == 50 * 50
+
+
 def test_bg_changed_is_the_share_of_background_pixels_changed_by_more_than_8():
     image = np.full((10, 10, 3), 100, np.uint8)
     out = image.copy()

@@ -40,7 +40,7 @@ import numpy as np
 
 from unetblur.detectors import open_detector
 from unetblur.evaluate import metrics as M
-from unetblur.evaluate.photos import held_out_photos
+from unetblur.evaluate.photos import TARGET_BUCKETS, held_out_photos
 from unetblur.io import read_image
 from unetblur.runtime.composite import composite_faces, working_scale
 from unetblur.runtime.factory import open_blurrer
@@ -105,7 +105,7 @@ class Scores:
 
     def row(self, name: str) -> str:
         groups = M.group_by_bucket(self.detail, self.widths)
-        wide = [d for d, w in zip(self.detail, self.widths) if w >= 32]
+        wide = [d for b in TARGET_BUCKETS for d in groups[b]]
         return (f"| {name} | {M.coverage(wide):.3f} | {M.coverage(groups['16-32']):.3f} | "
                 f"{M.coverage(groups['32-64']):.3f} | {M.coverage(groups['64-128']):.3f} | "
                 f"{M.coverage(groups['>=128']):.3f} | {100 * np.nanmean(self.bg):.2f} % |")

@@ -29,14 +29,8 @@ from unetblur.training.mining import write_negative_maps
 def ring_map(shape_hw: tuple[int, int], faces, min_width: float, growth: float) -> np.ndarray:
     """HW bool: inside some face ≥ ``min_width`` wide grown ``growth``× about its centre, and in bg_changed's
     background of ``faces``."""
-    h, w = shape_hw
-    ring = np.zeros(shape_hw, bool)
-    for face in faces:
-        if face.width < min_width:
-            continue
-        (cx, cy), hw, hh = face.center, face.width * growth / 2, face.height * growth / 2
-        ring[max(0, int(cy - hh)):min(h, int(np.ceil(cy + hh))), max(0, int(cx - hw)):min(w, int(np.ceil(cx + hw)))] = True
-    return ring & background_mask(shape_hw, faces)
+    large = [f for f in faces if f.width >= min_width]
+    return ~background_mask(shape_hw, large, growth=growth) & background_mask(shape_hw, faces)
 
 
 def main(argv=None) -> int:

@@ -384,15 +384,16 @@ def changed_pixels(output: np.ndarray, input: np.ndarray) -> np.ndarray:
     return (diff.max(axis=-1) if diff.ndim == 3 else diff) > CHANGED_THRESHOLD + _EPS
 
 
-def background_mask(shape_hw: tuple[int, int], faces, scale: float = 1.0) -> np.ndarray:
+def background_mask(shape_hw: tuple[int, int], faces, scale: float = 1.0, growth: float = BG_BOX_GROWTH) -> np.ndarray:
     """HW bool, True outside every face box (``Face`` or ``(x1, y1, x2, y2)``, times ``scale`` for an
-    image resized by that factor) grown :data:`BG_BOX_GROWTH`× about its centre: bg_changed's background."""
+    image resized by that factor) grown ``growth``× about its centre; with the default
+    :data:`BG_BOX_GROWTH`, bg_changed's background."""
     background = np.ones(shape_hw, bool)
     h, w = shape_hw
     for face in faces:
         x1, y1, x2, y2 = (float(v) * scale for v in (face.box if hasattr(face, "box") else face))
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        hw, hh = (x2 - x1) * BG_BOX_GROWTH / 2, (y2 - y1) * BG_BOX_GROWTH / 2
+        hw, hh = (x2 - x1) * growth / 2, (y2 - y1) * growth / 2
         gx1, gy1 = max(0, int(np.floor(cx - hw))), max(0, int(np.floor(cy - hh)))
         gx2, gy2 = min(w, int(np.ceil(cx + hw))), min(h, int(np.ceil(cy + hh)))
         background[gy1:gy2, gx1:gx2] = False
