@@ -51,6 +51,48 @@ def test_reduce_range_is_forced_by_on_and_off_and_never_used_per_tensor_in_auto(
     assert resolve_reduce_range("auto", per_channel=False) is False
 
 
+def test_auto_reduce_range_does_not_depend_on_the_exporting_cpu(monkeypatch):
+    # The file runs wherever it is copied: a VNNI machine must not export weights that saturate on AVX2.
+    import unetblur.runtime.onnx as rt
+
+    for vnni in (True, False):
+        monkeypatch.setattr(rt, "cpu_has_vnni", lambda vnni=vnni: vnni)
+        assert resolve_reduce_range("auto", per_channel=True) is True
+
+
+def test_default_int8_export_records_7_bit_weights(student_export):
+    out, _ = student_export
+    assert '"reduce_range": true' in OnnxModel(out / "student.int8.onnx").metadata["quantization"]
+
+
+@pytest.mark.parametrize("vnni, reduce_range, precision, warned", [
+    (False, False, "int8", True),    # 8-bit per-channel weights on AVX2: they saturate
+    (False, True, "int8", False),    # 7-bit weights: safe everywhere
+    (True, False, "int8", False),    # VNNI (or ARM): 8-bit weights are fine
+    (False, False, "fp32", False),
+])
+def test_saturation_is_flagged_only_for_8_bit_per_channel_weights_on_the_cpu_of_x86_without_vnni(
+        monkeypatch, vnni, reduce_range, precision, warned):
+    import json
+
+    import unetblur.runtime.onnx as rt
+
+    monkeypatch.setattr(rt, "cpu_has_vnni", lambda: vnni)
+    meta = {rt.META_PRECISION: precision, rt.META_QUANTIZATION: json.dumps(
+        {"per_channel": True, "reduce_range": reduce_range, "target": "cpu"})}
+    assert rt.int8_saturates_here(meta, ["CPUExecutionProvider"]) is warned
+    assert rt.int8_saturates_here(meta, ["CUDAExecutionProvider", "CPUExecutionProvider"]) is False
+
+
+def test_the_saturation_warning_reaches_stderr_when_such_a_file_is_opened(student_export, monkeypatch, capsys):
+    import unetblur.runtime.onnx as rt
+
+    monkeypatch.setattr(rt, "int8_saturates_here", lambda metadata, providers: True)
+    OnnxModel(student_export[0] / "student.int8.onnx")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "saturate" in err[0] and "--reduce-range on" in err[0]
+
+
 def test_int8_quality_report_on_the_validation_split(tiny_dataset, tmp_path):
     save_model(random_calibrated_model("tiny"), tmp_path / "tiny.pt")
     report = export_model(ExportConfig(model=str(tmp_path / "tiny.pt"), out_dir=str(tmp_path / "out"), int8=True,
@@ -110,3 +152,14 @@ def test_tensorrt_target_of_a_student_sized_net_passes_the_30_db_floor_as_tensor
     report = export_model(ExportConfig(model=str(tmp_path / "student.pt"), out_dir=str(tmp_path / "out"), int8=True,
                                        int8_target="tensorrt", calib_count=4, parity_count=2))
     assert report["int8"]["vs_fp32"]["mean_psnr_db"] >= 30
+
+
+def test_the_packaged_student_has_weights_that_saturate_on_no_cpu(monkeypatch):
+    # Its 8-bit predecessor, exported on a VNNI machine, gave wrong masks on AVX2 ones (25.7 dB vs FP32).
+    import unetblur.runtime.onnx as rt
+    from unetblur.anonymise import PACKAGED_MODEL
+
+    monkeypatch.setattr(rt, "cpu_has_vnni", lambda: False)
+    meta = rt.read_onnx_metadata(PACKAGED_MODEL)
+    assert meta[rt.META_PRECISION] == "int8"
+    assert not rt.int8_saturates_here(meta, ["CPUExecutionProvider"])

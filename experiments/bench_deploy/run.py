@@ -89,9 +89,9 @@ def main(argv=None) -> int:
     from unetblur.deploy.onnx_export import (ExportConfig, calibration_batches, dataset_images, export_model,
                                              random_calibrated_model, synthetic_images)
     from unetblur.deploy.parity import compare_outputs, quality_report
-    from unetblur.deploy.quantize import cpu_has_vnni, quantize_int8
+    from unetblur.deploy.quantize import quantize_int8
     from unetblur.models import PRESETS, count_parameters, load_model, save_model
-    from unetblur.runtime.onnx import OnnxModel
+    from unetblur.runtime.onnx import OnnxModel, cpu_has_vnni
     import onnxruntime as ort
 
     work = Path(args.work)

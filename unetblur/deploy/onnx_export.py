@@ -433,7 +433,7 @@ def _export_int8(cfg: ExportConfig, model, meta: dict, stride: int, fp32: Path, 
     settings["calibration_source"] = calib_source
     settings["calibration_size"] = calib_size
     _stamp(int8, {**model_metadata(model, meta, "int8", cfg.operating_point),
-                  "quantization": json.dumps(settings, sort_keys=True)})
+                  rt.META_QUANTIZATION: json.dumps(settings, sort_keys=True)})
     # The TensorRT flavour (int8 activations, 8-bit weights) saturates in the x86 CPU kernels
     # (≈ 25 dB here) but not in TensorRT: check it as written, in float arithmetic.
     on_cpu = cfg.int8_target == "cpu"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +30,7 @@ META_SPEC = "spec"                    # the architecture spec as JSON
 META_MASK = "mask_channel"            # "true" / "false"
 META_VERSION = "unetblur_version"
 META_PRECISION = "precision"          # "fp32" / "int8" / "fp16"
+META_QUANTIZATION = "quantization"    # JSON: the INT8 settings (unetblur.deploy.quantize.quantize_int8)
 
 #: Stride assumed for an ONNX file without unetblur metadata (every U-Net preset divides it).
 FALLBACK_STRIDE = 32
@@ -43,6 +46,34 @@ def default_providers() -> list[str]:
 
     available = set(ort.get_available_providers())
     return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+
+
+def cpu_has_vnni() -> bool:
+    """True when this x86 CPU has VNNI dot-product instructions (avx512_vnni or avx_vnni).
+    Non-x86 CPUs (ARM: Pi, Jetson) return True: they do not saturate the way AVX2 does."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False  # unknown x86: be safe, reduce the range
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int8_saturates_here(metadata: dict[str, str], providers: Sequence[str]) -> bool:
+    """True when ``metadata`` describes an INT8 file with 8-bit per-channel weights that ONNX Runtime's
+    CPU kernels run here on x86 without VNNI, where their int16 sums saturate (the package's own
+    output fell from 45 to 25.7 dB PSNR against FP32 that way: wrong masks, not a slowdown)."""
+    if metadata.get(META_PRECISION) != "int8" or "CPUExecutionProvider" not in providers[:1]:
+        return False
+    try:
+        settings = json.loads(metadata.get(META_QUANTIZATION, "{}"))
+    except ValueError:
+        return False
+    if not isinstance(settings, dict) or settings.get("target", "cpu") != "cpu":
+        return False
+    return bool(settings.get("per_channel")) and settings.get("reduce_range") is False and not cpu_has_vnni()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -173,6 +204,10 @@ class OnnxModel:
         self.precision = self.metadata.get(META_PRECISION, "fp32")
         self.providers = self.session.get_providers()
         self.name = name or self.path.stem
+        if int8_saturates_here(self.metadata, self.providers):
+            print(f"unetblur: warning: {self.path.name} has 8-bit per-channel INT8 weights, which saturate on this "
+                  "x86 CPU without VNNI and give wrong masks; re-export it with `unetblur export --int8 "
+                  "--reduce-range on` or use the FP32 file", file=sys.stderr)
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, precision={self.precision}, stride={self.stride}, " \
