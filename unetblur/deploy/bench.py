@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnetblurError
+from ..machine import cpu_name
 
 DEFAULT_SIZES = "128x128,256x256,1280x720"
 
@@ -119,7 +120,7 @@ def benchmark(cfg: BenchConfig) -> dict:
     sizes = sorted(parse_sizes(cfg.sizes), key=lambda s: s[0] * s[1])
     threads = cfg.threads or None
     result = {"model": str(cfg.model), "size_kb": None, "threads": cfg.threads or f"default ({os.cpu_count()} cores)",
-              "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": _cpu_name(),
+              "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": cpu_name(),
               "onnxruntime": ort.__version__, "config": asdict(cfg), "baseline_rss_mb": round(current_rss_mb(), 1),
               "results": []}
     path = Path(cfg.model)
@@ -147,16 +148,6 @@ def benchmark(cfg: BenchConfig) -> dict:
 def _to_stride(w: int, h: int, stride: int) -> tuple[int, int]:
     """The size the network really runs at (the runtime pads up to the stride)."""
     return -(-w // stride) * stride, -(-h // stride) * stride
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def profile_operators(path: str | os.PathLike, width: int, height: int, threads: int | None = None,

@@ -21,7 +21,6 @@ import csv
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 from .. import __version__
 from ..blur import BlurSettings, blur_faces, face_mask
 from ..config import to_dict, versions
+from ..machine import machine_info
 from ..data.layout import FACES, list_samples, manifest_blur, read_manifest, require_dataset
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, iter_faces_lines
@@ -514,8 +514,7 @@ def _summary(config: CompareConfig, root: Path, manifest: dict, settings: BlurSe
         "blur": settings.to_dict(),
         "mode": config.mode,
         "threads": threads,
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "platform": platform.platform()},
+        "machine": machine_info(),
         "versions": versions(),
         "reid": "dlib face recognition ResNet, threshold 0.6, faces >= 48 px" if reid.on else reid.off_reason,
         "config": to_dict(config),

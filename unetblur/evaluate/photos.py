@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +35,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import to_dict, versions
+from ..machine import describe_machine, machine_info
 from ..data.layout import FACES, dataset_folders, read_manifest
 from ..errors import BadInputError, UnetblurError
 from ..faces import Face, iter_faces_jsonl
@@ -223,7 +222,7 @@ def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -
         "faces": sum(len(p.faces) for p in photos),
         "gallery_size": len(gallery) if recognizer is not None else None,
         "reid": "on" if recognizer is not None else ("off" if not cfg.reid else "unavailable (install unetblur[reid])"),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor()},
+        "machine": machine_info(),
         "versions": {"unetblur": __version__, **versions()},
         "config": to_dict(cfg),
         "skipped": sorted(skipped),
@@ -337,7 +336,7 @@ def render_table(summary: dict) -> str:
         f"# Full-photo privacy table ({summary['split']} split)",
         "",
         f"{summary['photos']} whole photos at native resolution ({summary['faces']} faces) from `{summary['data']}`; "
-        f"each method run as `unetblur blur` runs it; {summary['machine']['cpu_count']} CPU cores, backend "
+        f"each method run as `unetblur blur` runs it; {describe_machine(summary['machine'])}, backend "
         "default threads; time = decode + anonymise + encode (median per photo after warm-up).",
         "coverage = share of faces with detail_removed ≥ 0.8, by face width in original pixels (faces per bucket "
         "in brackets); the interval of the faces ≥ 32 px is Wilson's, so rows whose intervals overlap "

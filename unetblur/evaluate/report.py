@@ -135,7 +135,7 @@ def sections(summary: dict) -> list[tuple[str, str, list[Table]]]:
     out.append(("Cost",
                 f"Latency: median over the images after {summary.get('config', {}).get('warmup', '?')} warm-up runs, "
                 f"{summary.get('threads', '?')} thread(s), on {summary.get('machine', {}).get('cpu_count', '?')} CPU "
-                f"cores ({summary.get('machine', {}).get('processor', '?')}). Detector latency includes the blur.",
+                f"cores ({summary.get('machine', {}).get('cpu', '?')}). Detector latency includes the blur.",
                 [cost_table(summary)]))
     return out
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import BadInputError, UnetblurError
+from ..machine import cpu_has_vnni
 from .base import check_image
 
 #: Keys ``unetblur export`` writes into ``metadata_props`` (all values are strings).
@@ -46,19 +46,6 @@ def default_providers() -> list[str]:
 
     available = set(ort.get_available_providers())
     return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
-
-
-def cpu_has_vnni() -> bool:
-    """True when this x86 CPU has VNNI dot-product instructions (avx512_vnni or avx_vnni).
-    Non-x86 CPUs (ARM: Pi, Jetson) return True: they do not saturate the way AVX2 does."""
-    machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64", "i386", "i686"):
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
-    except OSError:
-        return False  # unknown x86: be safe, reduce the range
-    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def int8_saturates_here(metadata: dict[str, str], providers: Sequence[str]) -> bool:
