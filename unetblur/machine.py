@@ -27,9 +27,9 @@ def cpu_name() -> str:
 
 
 def cpu_has_vnni() -> bool:
-    """True when this x86 CPU has VNNI dot-product instructions (avx512_vnni or avx_vnni), or unknown
-    flags are not x86 at all. Non-x86 CPUs (ARM: Pi, Jetson) return True: they do not saturate the way
-    AVX2 does. An x86 CPU whose flags cannot be read returns False (be safe, reduce the range)."""
+    """True when this x86 CPU has VNNI dot-product instructions (avx512_vnni or avx_vnni). Non-x86 CPUs
+    (ARM: Pi, Jetson) return True: their int8 kernels do not saturate the way AVX2's do. An x86 CPU
+    whose flags cannot be read returns False (the safe guess: assume it saturates)."""
     if platform.machine().lower() not in _X86:
         return True
     flags = _cpuinfo()

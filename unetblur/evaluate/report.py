@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import UnetblurError
 from ..fsutil import write_text_atomic
+from ..machine import describe_machine
 from .metrics import bucket_names
 
 
@@ -134,8 +135,8 @@ def sections(summary: dict) -> list[tuple[str, str, list[Table]]]:
                      bucket_table(summary, res, "reid_rate")]))
     out.append(("Cost",
                 f"Latency: median over the images after {summary.get('config', {}).get('warmup', '?')} warm-up runs, "
-                f"{summary.get('threads', '?')} thread(s), on {summary.get('machine', {}).get('cpu_count', '?')} CPU "
-                f"cores ({summary.get('machine', {}).get('cpu', '?')}). Detector latency includes the blur.",
+                f"{summary.get('threads', '?')} thread(s), on {describe_machine(summary.get('machine', {}))}. "
+                "Detector latency includes the blur.",
                 [cost_table(summary)]))
     return out
 
