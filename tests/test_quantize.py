@@ -58,32 +58,39 @@ def test_default_int8_export_records_7_bit_weights(student_export):
     assert '"reduce_range": true' in OnnxModel(out / "student.int8.onnx").metadata["quantization"]
 
 
-@pytest.mark.parametrize("vnni, reduce_range, precision, warned", [
-    (False, False, "int8", True),    # 8-bit per-channel weights on AVX2: they saturate
-    (False, True, "int8", False),    # 7-bit weights: safe everywhere
-    (True, False, "int8", False),    # VNNI (or ARM): 8-bit weights are fine
-    (False, False, "fp32", False),
+@pytest.mark.parametrize("vnni, reduce_range, precision, target, warned", [
+    (False, False, "int8", "cpu", "saturate"),    # 8-bit per-channel weights on AVX2: they saturate
+    (False, True, "int8", "cpu", None),           # 7-bit weights: safe everywhere
+    (True, False, "int8", "cpu", None),           # VNNI (or ARM): 8-bit weights are fine
+    (False, False, "fp32", "cpu", None),
+    (True, False, "int8", "tensorrt", "TensorRT"),  # int8 activations for TensorRT: wrong on any CPU kernels
 ])
-def test_saturation_is_flagged_only_for_8_bit_per_channel_weights_on_the_cpu_of_x86_without_vnni(
-        monkeypatch, vnni, reduce_range, precision, warned):
+def test_int8_files_that_give_wrong_masks_on_this_cpu_are_flagged(
+        monkeypatch, vnni, reduce_range, precision, target, warned):
     import json
 
     import unetblur.runtime.onnx as rt
 
     monkeypatch.setattr(rt, "cpu_has_vnni", lambda: vnni)
     meta = {rt.META_PRECISION: precision, rt.META_QUANTIZATION: json.dumps(
-        {"per_channel": True, "reduce_range": reduce_range, "target": "cpu"})}
-    assert rt.int8_saturates_here(meta, ["CPUExecutionProvider"]) is warned
-    assert rt.int8_saturates_here(meta, ["CUDAExecutionProvider", "CPUExecutionProvider"]) is False
+        {"per_channel": True, "reduce_range": reduce_range, "target": target})}
+    problem = rt.int8_cpu_warning(meta, ["CPUExecutionProvider"])
+    assert (problem is None) if warned is None else (warned in problem)
+    assert rt.int8_cpu_warning(meta, ["CUDAExecutionProvider", "CPUExecutionProvider"]) is None
 
 
-def test_the_saturation_warning_reaches_stderr_when_such_a_file_is_opened(student_export, monkeypatch, capsys):
+def test_the_int8_warning_reaches_stderr_in_one_line_when_such_a_file_is_opened(student_export, monkeypatch,
+                                                                                capsys):
     import unetblur.runtime.onnx as rt
 
-    monkeypatch.setattr(rt, "int8_saturates_here", lambda metadata, providers: True)
-    OnnxModel(student_export[0] / "student.int8.onnx")
+    monkeypatch.setattr(rt, "cpu_has_vnni", lambda: False)
+    path = student_export[0] / "student.int8.onnx"
+    OnnxModel(path)
+    assert capsys.readouterr().err == ""           # the default export: 7-bit weights, nothing to say
+    monkeypatch.setattr(rt, "int8_cpu_warning", lambda metadata, providers: "gives wrong masks")
+    OnnxModel(path)
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "saturate" in err[0] and "--reduce-range on" in err[0]
+    assert err == ["unetblur: warning: student.int8.onnx gives wrong masks"]
 
 
 def test_int8_quality_report_on_the_validation_split(tiny_dataset, tmp_path):
@@ -140,11 +147,14 @@ def test_histogram_calibration_works_with_images_of_different_sizes(tmp_path, me
     assert report["int8"]["calib_method"] == method and report["int8"]["calibration_size"] == 128
 
 
-def test_tensorrt_target_of_a_student_sized_net_passes_the_30_db_floor_as_tensorrt_computes_it(tmp_path):
+def test_tensorrt_target_of_a_student_sized_net_passes_the_30_db_floor_as_tensorrt_computes_it(tmp_path, capsys):
     save_model(random_calibrated_model("student_v1"), tmp_path / "student.pt")
     report = export_model(ExportConfig(model=str(tmp_path / "student.pt"), out_dir=str(tmp_path / "out"), int8=True,
                                        int8_target="tensorrt", calib_count=4, parity_count=2))
     assert report["int8"]["vs_fp32"]["mean_psnr_db"] >= 30
+    assert "TensorRT" not in capsys.readouterr().err   # its own float-arithmetic check is not the CPU kernels
+    OnnxModel(tmp_path / "out" / "student.int8.onnx")
+    assert "exported for TensorRT" in capsys.readouterr().err
 
 
 def test_the_packaged_student_has_weights_that_saturate_on_no_cpu(monkeypatch):
@@ -155,4 +165,4 @@ def test_the_packaged_student_has_weights_that_saturate_on_no_cpu(monkeypatch):
     monkeypatch.setattr(rt, "cpu_has_vnni", lambda: False)
     meta = rt.read_onnx_metadata(PACKAGED_MODEL)
     assert meta[rt.META_PRECISION] == "int8"
-    assert not rt.int8_saturates_here(meta, ["CPUExecutionProvider"])
+    assert rt.int8_cpu_warning(meta, ["CPUExecutionProvider"]) is None

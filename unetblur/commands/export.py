@@ -28,7 +28,7 @@ def register(sub) -> None:
                    help="per-output-channel INT8 weights (default)")
     g.add_argument("--per-tensor", dest="per_channel", action="store_false", default=None, help="one INT8 scale per weight tensor")
     p.add_argument("--reduce-range", choices=("auto", "on", "off"),
-                   help="7-bit weights (default auto: on for per-channel on x86 without VNNI, where 8 bits saturate)")
+                   help="7-bit weights (default auto: on for per-channel weights, which saturate in 8 bits on x86 without VNNI)")
     p.add_argument("--quant-format", choices=("qdq", "qoperator"), help="INT8 graph format (default qdq)")
     p.add_argument("--int8-target", choices=("cpu", "tensorrt"),
                    help="cpu (default: ONNX Runtime on x86/ARM) or tensorrt (symmetric int8 activations, for trtexec)")

@@ -48,19 +48,27 @@ def default_providers() -> list[str]:
     return [p for p in PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
 
 
-def int8_saturates_here(metadata: dict[str, str], providers: Sequence[str]) -> bool:
-    """True when ``metadata`` describes an INT8 file with 8-bit per-channel weights that ONNX Runtime's
-    CPU kernels run here on x86 without VNNI, where their int16 sums saturate (the package's own
-    output fell from 45 to 25.7 dB PSNR against FP32 that way: wrong masks, not a slowdown)."""
+def int8_cpu_warning(metadata: dict[str, str], providers: Sequence[str]) -> str | None:
+    """Why an INT8 file described by ``metadata`` gives wrong masks when ONNX Runtime's CPU kernels run it
+    here, or None. Two kinds: a TensorRT-flavoured file (symmetric int8 activations; the one from
+    ``--int8-target tensorrt`` measured 15 dB PSNR from its FP32 network on an AVX2 CPU), and 8-bit
+    per-channel weights on x86 without VNNI, whose int16 sums saturate (the package's own output fell
+    from 45 to 25.7 dB that way). Either is wrong masks, not a slowdown."""
     if metadata.get(META_PRECISION) != "int8" or "CPUExecutionProvider" not in providers[:1]:
-        return False
+        return None
     try:
         settings = json.loads(metadata.get(META_QUANTIZATION, "{}"))
     except ValueError:
-        return False
-    if not isinstance(settings, dict) or settings.get("target", "cpu") != "cpu":
-        return False
-    return bool(settings.get("per_channel")) and settings.get("reduce_range") is False and not cpu_has_vnni()
+        return None
+    if not isinstance(settings, dict):
+        return None
+    if settings.get("target", "cpu") == "tensorrt":
+        return ("was exported for TensorRT (--int8-target tensorrt) and gives wrong masks on ONNX Runtime's CPU "
+                "kernels; use the file of `unetblur export --int8` (target cpu) or the FP32 file")
+    if settings.get("per_channel") and settings.get("reduce_range") is False and not cpu_has_vnni():
+        return ("has 8-bit per-channel INT8 weights, which saturate on this x86 CPU without VNNI and give wrong "
+                "masks; re-export it with `unetblur export --int8 --reduce-range on` or use the FP32 file")
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -191,10 +199,10 @@ class OnnxModel:
         self.precision = self.metadata.get(META_PRECISION, "fp32")
         self.providers = self.session.get_providers()
         self.name = name or self.path.stem
-        if int8_saturates_here(self.metadata, self.providers):
-            print(f"unetblur: warning: {self.path.name} has 8-bit per-channel INT8 weights, which saturate on this "
-                  "x86 CPU without VNNI and give wrong masks; re-export it with `unetblur export --int8 "
-                  "--reduce-range on` or use the FP32 file", file=sys.stderr)
+        # Unoptimised, ORT dequantises and computes in float, so neither problem arises.
+        problem = int8_cpu_warning(self.metadata, self.providers) if optimize else None
+        if problem:
+            print(f"unetblur: warning: {self.path.name} {problem}", file=sys.stderr)
 
     def __repr__(self) -> str:
         return f"OnnxModel({str(self.path)!r}, precision={self.precision}, stride={self.stride}, " \
