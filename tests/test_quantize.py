@@ -63,7 +63,7 @@ def test_default_int8_export_records_7_bit_weights(student_export):
     (False, True, "int8", "cpu", None),           # 7-bit weights: safe everywhere
     (True, False, "int8", "cpu", None),           # VNNI (or ARM): 8-bit weights are fine
     (False, False, "fp32", "cpu", None),
-    (True, False, "int8", "tensorrt", "TensorRT"),  # int8 activations for TensorRT: wrong on any CPU kernels
+    (True, False, "int8", "tensorrt", "TensorRT"),  # int8 activations for TensorRT: meant for TensorRT, not CPU kernels
 ])
 def test_int8_files_that_give_wrong_masks_on_this_cpu_are_flagged(
         monkeypatch, vnni, reduce_range, precision, target, warned):
