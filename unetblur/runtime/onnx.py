@@ -63,8 +63,9 @@ def int8_cpu_warning(metadata: dict[str, str], providers: Sequence[str]) -> str 
     if not isinstance(settings, dict):
         return None
     if settings.get("target", "cpu") == "tensorrt":
-        return ("was exported for TensorRT (--int8-target tensorrt); ONNX Runtime's CPU kernels gave wrong masks "
-                "with such a file (15 dB from FP32 on AVX2); use `unetblur export --int8` (target cpu) or the FP32 file")
+        return ("was exported for TensorRT (--int8-target tensorrt); ONNX Runtime's CPU kernels gave wrong "
+                "masks with such a file (15 dB from FP32 on AVX2); use `unetblur export --int8` (target cpu) "
+                "or the FP32 file")
     if settings.get("per_channel") and settings.get("reduce_range") is False and not cpu_has_vnni():
         return ("has 8-bit per-channel INT8 weights, which saturate on this x86 CPU without VNNI and give wrong "
                 "masks; re-export it with `unetblur export --int8 --reduce-range on` or use the FP32 file")
