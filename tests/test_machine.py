@@ -27,4 +27,5 @@ def test_machine_info_names_the_cpu_and_the_table_header_says_it(monkeypatch):
     info = machine.machine_info()
     assert info["cpu"] == "AMD EPYC" and info["int8_vnni"] is False and info["cpu_count"] >= 1
     assert machine.describe_machine({**info, "cpu_count": 2}) == "2 CPU cores (AMD EPYC, int8 without VNNI)"
-    assert machine.describe_machine({"cpu_count": 2, "platform": "Linux"}) == "2 CPU cores"  # an older record
+    assert machine.describe_machine({"cpu_count": 2, "platform": "Linux"}) == "2 CPU cores"  # older records
+    assert machine.describe_machine({"cpu_count": 2, "processor": "x86_64"}) == "2 CPU cores (x86_64)"

@@ -44,8 +44,8 @@ def machine_info() -> dict:
 
 def describe_machine(info: dict) -> str:
     """One phrase for a table's header, e.g. "2 CPU cores (AMD EPYC, int8 without VNNI)"; older records
-    without the CPU fields give just the cores."""
+    name the CPU as ``processor`` (no VNNI field) or not at all."""
     cores = f"{info.get('cpu_count', '?')} CPU cores"
-    if "cpu" not in info:
-        return cores
-    return f"{cores} ({info['cpu']}, int8 {'with' if info.get('int8_vnni') else 'without'} VNNI)"
+    if "cpu" in info:
+        return f"{cores} ({info['cpu']}, int8 {'with' if info.get('int8_vnni') else 'without'} VNNI)"
+    return f"{cores} ({info['processor']})" if info.get("processor") else cores

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import UnetblurError
 from ..fsutil import write_text_atomic
+from ..machine import describe_machine
 from .report import fmt, privacy_table, quality_table
 
 #: Training columns of the thesis tables: (header, metrics.csv column).
@@ -134,7 +135,7 @@ def thesis_side_by_side(entries: list[ModelEntry], val: dict[str, dict], publish
     why = published.get("why") or {}
     first = next(iter(val.values()))
     threads = first.get("threads", "?")
-    cpu = (first.get("machine") or {}).get("processor") or "this CPU"
+    cpu = describe_machine(first.get("machine") or {})
     size_rows, quality_rows, notes = [], [], []
     for e in entries:
         model, meta = load_model(e.run / "model.pt")
