@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from unetblur.cli import main
-from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calibrated_model, shuffle_upsampling
+from unetblur.deploy.onnx_export import (ExportConfig, export_model, onnx_space_to_depth_stem, random_calibrated_model,
+                                         shuffle_upsampling)
 from unetblur.errors import UnetblurError
 from unetblur.models import save_model
 from unetblur.runtime.onnx import OnnxModel
@@ -53,15 +54,42 @@ def test_transposed_conv_upsampling_is_exported_as_an_equal_conv_and_pixel_shuff
     assert "DepthToSpace" in ops and "ConvTranspose" not in ops
 
 
-def test_a_space_to_depth_student_exports_to_int8_with_parity(tmp_path):
+@pytest.mark.parametrize("block", ["conv", "dsconv"])
+def test_a_space_to_depth_student_exports_to_int8_with_parity(tmp_path, block):
+    import onnx
+
     from unetblur.models import PRESETS
 
-    spec = PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth", mask_channel=True)
+    spec = PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth", mask_channel=True, block=block)
     save_model(random_calibrated_model(spec), tmp_path / "s2d.pt")
     report = export_model(ExportConfig(model=str(tmp_path / "s2d.pt"), out_dir=str(tmp_path / "out"), int8=True,
                                        calib_count=3, parity_count=2))
     assert report["parity_fp32"]["max_abs_diff"] < 1e-4
     assert report["int8"]["vs_fp32"]["min_psnr_db"] >= 30 and (tmp_path / "out" / "s2d.int8.onnx").is_file()
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "out" / "s2d.onnx")).graph.node]
+    assert "SpaceToDepth" in ops and "Transpose" not in ops
+
+
+@pytest.mark.parametrize("block", ["conv", "dsconv"])
+def test_the_onnx_space_to_depth_stem_computes_the_same_function(block):
+    import torch
+
+    from unetblur.models import PRESETS
+
+    torch.manual_seed(0)
+    spec = PRESETS["tiny"].with_options(stem_stride=4, stem="space_to_depth", mask_channel=True, block=block)
+    model = random_calibrated_model(spec).eval()
+    # An image whose channels and block offsets all differ, so a wrong channel order changes the output.
+    x = torch.rand(2, 3, 64, 96)
+    rewritten = onnx_space_to_depth_stem(model)
+    assert isinstance(model.stem, torch.nn.PixelUnshuffle)  # the original is untouched
+    assert not isinstance(rewritten.stem, torch.nn.PixelUnshuffle)
+    with torch.no_grad():
+        assert torch.allclose(rewritten(x), model(x), atol=1e-5)
+        # The rewritten stem is ONNX SpaceToDepth's order: offset-major, colour-minor.
+        assert torch.equal(rewritten.stem(x)[:, :3], x[:, :, ::4, ::4])
+    plain = random_calibrated_model("tiny")
+    assert onnx_space_to_depth_stem(plain) is plain
 
 
 def test_a_strided_stem_is_exported_without_its_final_upsampling_which_the_runtime_does(tmp_path):
