@@ -188,6 +188,30 @@ def test_the_default_model_is_the_winner_of_the_full_photo_table_centerface(tmp_
     assert json.loads((tmp_path / "photo_blurred.json").read_text())["method"] == "centerface"
 
 
+def test_centerface_blurs_its_own_larger_region_unless_mask_scale_is_given(model):
+    from unetblur.anonymise import BlurConfig, open_blurrer_for
+    from unetblur.faces import Face
+
+    class OneFace:
+        def detect(self, image):
+            return [Face(40, 30, 70, 60, 0.9)]
+
+    def blurred_area(cfg: BlurConfig) -> float:
+        blurrer = open_blurrer_for(cfg)
+        blurrer.detector = OneFace()   # the region, not CenterFace's recall, is under test
+        return float(blurrer(face_photo(size=(128, 128))).mask.sum())
+
+    own = anonymise_config.DETECTOR_MASK_SCALE["centerface"]
+    assert own > 1.2
+    for detector in ("centerface", "centerface@0.3"):
+        assert blurred_area(BlurConfig(model=detector)) / blurred_area(BlurConfig(model=detector, mask_scale=1.2)) \
+            == pytest.approx((own / 1.2) ** 2, rel=0.1)
+    # Others keep the dataset blur's region: the students learned masks drawn with it.
+    assert BlurConfig(model=model).blur_settings().mask_scale == 1.2
+    assert BlurConfig(model="haar").blur_settings().mask_scale == 1.2
+    assert BlurConfig(model="centerface", mask_scale=1.1).blur_settings().mask_scale == 1.1
+
+
 def test_an_unreadable_stream_url_is_one_error_line_and_exit_2(tmp_path, model, capsys):
     assert blur("rtsp://127.0.0.1:9/nothing", "--model", model, "-o", tmp_path / "rec.mp4") == 2
     err = capsys.readouterr().err.strip().splitlines()

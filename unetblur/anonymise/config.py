@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..blur import BlurFields
+from ..blur import DEFAULT_BLUR, BlurFields, BlurSettings
 from ..errors import UnetblurError
 from ..runtime.temporal import DEFAULT_HOLD_FRAMES
 
@@ -20,11 +20,21 @@ STUDENT_MODEL = "student"
 #: table (experiments/full_photo/table.md: coverage at bg_changed ≤ 2 %). CenterFace until a student beats it.
 DEFAULT_MODEL = "centerface"
 
+#: ``mask_scale`` of a detector's faces when none is given (others keep the dataset blur's 1.2, drawn around
+#: annotated faces, which the students learned). CenterFace's boxes are shorter than annotated faces (FDDB's
+#: ellipses: 0.79x their height, centred 7 % lower, median over 183 val faces >= 64 px), so at 1.2 a fifth of
+#: the faces >= 64 px it found kept over a fifth of their detail. Chosen on val photos, the largest region
+#: that keeps bg_changed <= 2 % at both scales of the table (experiments/full_photo/detector_region_val.md):
+#: centerface 0.817 -> 0.942 coverage >= 32 px (bg 1.26 -> 1.64 %), centerface@0.3 0.749 -> 0.896 (1.49 -> 1.97 %).
+DETECTOR_MASK_SCALE = {"centerface": 1.4}
+
 
 @dataclass(frozen=True)
 class BlurConfig(BlurFields):
     """Settings of ``unetblur blur`` (YAML keys = field names; flags override). The blur itself
     (style, shape, mask_scale, kernel, strength) is :class:`BlurFields`, spelled as in ``data build``."""
+
+    mask_scale: float | None = None        # None: the method's own (DETECTOR_MASK_SCALE, else the dataset blur's)
 
     inputs: tuple[str, ...] = ()
     output: str | None = None              # file (one input) or folder; default: beside each input
@@ -56,6 +66,19 @@ class BlurConfig(BlurFields):
     shard: str | None = None               # "i/n" or "auto" (from RANK/WORLD_SIZE or SLURM)
     max_frames: int | None = None          # streams: stop after this many frames
     progress: bool = True
+
+
+    def blur_settings(self) -> BlurSettings:
+        """The blur of each found face, ``mask_scale`` resolved by :meth:`method_mask_scale`."""
+        return BlurFields.blur_settings(replace(self, mask_scale=self.method_mask_scale()))
+
+    def method_mask_scale(self) -> float:
+        """``mask_scale`` as given, else the model's own: :data:`DETECTOR_MASK_SCALE` for a detector (any
+        detection scale), the dataset blur's for everything else."""
+        if self.mask_scale is not None:
+            return float(self.mask_scale)
+        detector = str(self.model or DEFAULT_MODEL).strip().partition("@")[0]
+        return DETECTOR_MASK_SCALE.get(detector, DEFAULT_BLUR.mask_scale)
 
 
 def resolve_model(spec: str | None) -> str:

@@ -294,7 +294,8 @@ def _summarise(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
     return {
         # Every composite setting (COMPOSITE_DEFAULTS' keys), so no operating-point key is left unreported.
         "flags": {k: v for k, v in to_dict(bcfg).items() if k in ("model", "mode", *COMPOSITE_DEFAULTS, "style",
-                                                                     "shape", "mask_scale", "threads")},
+                                                                     "shape", "threads")}
+                 | {"mask_scale": bcfg.method_mask_scale()},
         "ms_per_photo": statistics.median(scores.ms) if scores.ms else math.nan,
         "ms_per_photo_mean": mean_ms,
         "photos_per_s": 1000.0 / mean_ms if scores.ms else math.nan,
