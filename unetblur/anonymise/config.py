@@ -67,7 +67,6 @@ class BlurConfig(BlurFields):
     max_frames: int | None = None          # streams: stop after this many frames
     progress: bool = True
 
-
     def blur_settings(self) -> BlurSettings:
         """The blur of each found face, ``mask_scale`` resolved by :meth:`method_mask_scale`."""
         return BlurFields.blur_settings(replace(self, mask_scale=self.method_mask_scale()))
