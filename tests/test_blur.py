@@ -1,9 +1,10 @@
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from unetblur.blur import BlurSettings, blur_faces, face_mask, paste
+from unetblur.blur import BlurSettings, blur_faces, blur_patch, face_mask, paste
 from unetblur.errors import UnetblurError
 from unetblur.faces import Face
 from unetblur.io import read_image, read_mask, write_image
@@ -27,6 +28,19 @@ def test_default_blur_matches_the_golden_file():
     np.testing.assert_array_equal(mask, expected_mask)
     # OpenCV's SIMD paths may round differently across builds: allow one grey level.
     assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_gaussian_is_the_exact_blur_rounded_to_the_nearest_level():
+    """OpenCV's fixed-point uint8 Gaussian is off by up to 1.6 levels; the definition rounds the exact one."""
+    img = np.random.default_rng(1).integers(0, 256, (120, 110, 3), dtype=np.uint8)
+    settings = BlurSettings()
+    for size in (12, 30, 45):  # kernels 13, 31, 45: the direct (not downscaled) path
+        k = settings.gaussian_kernel(size)
+        sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+        exact = cv2.GaussianBlur(img.astype(np.float64), (k, k), sigma, borderType=cv2.BORDER_REFLECT)
+        out = blur_patch(img, 40, 30, 80, 90, size, settings)
+        assert out.dtype == np.uint8
+        assert np.abs(out - exact[30:90, 40:80]).max() <= 0.5 + 1e-3
 
 
 def test_pixels_outside_the_mask_are_unchanged():
