@@ -13,7 +13,7 @@ from unetblur.deploy.onnx_export import ExportConfig, export_model, random_calib
 from unetblur.errors import BadInputError
 from unetblur.models import PRESETS, save_model
 from unetblur.runtime.base import ImageModel, ModelBlurrer
-from unetblur.runtime.onnx import OnnxModel
+from unetblur.runtime.onnx import OnnxModel, image_tensor, reflect_pad
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,16 @@ def test_onnx_model_is_an_image_model_that_returns_an_image_of_the_input_size(on
 def test_a_model_with_a_mask_channel_returns_a_float_mask(onnx_files):
     rgb, mask = OnnxModel(onnx_files / "masked.onnx").predict(np.zeros((16, 24, 3), np.uint8))
     assert mask.shape == (16, 24) and mask.dtype == np.float32 and 0 <= mask.min() <= mask.max() <= 1
+
+
+@pytest.mark.parametrize("size", [(37, 45), (64, 128), (5, 70), (70, 3)])
+def test_the_input_tensor_is_the_reflect_padded_image_over_255_bit_for_bit(size):
+    # (5, 70) and (70, 3): one side too small to reflect, so both pad by edge replication.
+    images = list(np.random.default_rng(2).integers(0, 256, (2, *size, 3), dtype=np.uint8))
+    reference, hw = reflect_pad(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0, 32)
+    tensor, tensor_hw = image_tensor(images, 32)
+    assert tensor_hw == hw == size and tensor.dtype == np.float32
+    assert tensor.shape == reference.shape and np.array_equal(tensor, reference)
 
 
 def test_predict_batch_gives_the_same_result_as_one_image_at_a_time(onnx_files):

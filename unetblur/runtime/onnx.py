@@ -136,6 +136,23 @@ def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]
     return x, (h, w)
 
 
+def image_tensor(images: Sequence[np.ndarray], stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Same-sized HWC uint8 RGB images → (N×3×H'×W' float32 in [0, 1] padded to multiples of ``stride``,
+    the images' ``(H, W)``): the values of :func:`reflect_pad` on ``image / 255``, but padded in uint8
+    and converted in one pass (a 640×420 frame: 2 ms instead of 10, mostly ``np.pad`` on float32)."""
+    import cv2
+
+    h, w = images[0].shape[:2]
+    ph, pw = (-h) % stride, (-w) % stride
+    border = cv2.BORDER_REFLECT_101 if ph < h and pw < w else cv2.BORDER_REPLICATE  # reflect_pad's rule
+    out = np.empty((len(images), 3, h + ph, w + pw), np.float32)
+    for image, x in zip(images, out):
+        if ph or pw:
+            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, border)
+        np.divide(image.transpose(2, 0, 1), np.float32(255.0), out=x)
+    return out, (h, w)
+
+
 def upsample_output(y: np.ndarray, output_stride: int, hw: tuple[int, int]) -> np.ndarray:
     """A C×h×w network output of ``output_stride`` s (see ``unetblur export``) → C×H×W at the input's
     size ``hw``: bilinear ×s with half-pixel centres (what the network's own ``F.interpolate(...,
@@ -219,9 +236,13 @@ class OnnxModel:
         """The graph's own output for ``x`` (1/``output_stride`` of the padded input) and the input's (H, W)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise UnetblurError(f"expected an N×3×H×W array, got shape {tuple(x.shape)}")
-        padded, (h, w) = reflect_pad(np.ascontiguousarray(x, dtype=np.float32), self.stride)
+        padded, hw = reflect_pad(np.ascontiguousarray(x, dtype=np.float32), self.stride)
+        return self._run_padded(padded), hw
+
+    def _run_padded(self, padded: np.ndarray) -> np.ndarray:
+        """The graph's own output for an input already padded to the stride."""
         out = self.session.run([self.output_name], {self.input_name: padded.astype(self.input_dtype, copy=False)})[0]
-        return np.asarray(out, dtype=np.float32), (h, w)
+        return np.asarray(out, dtype=np.float32)
 
     def predict(self, image: np.ndarray, rgb: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """HWC uint8 RGB image of any size → (HWC uint8 RGB output, HW float32 mask in [0, 1] or None).
@@ -239,8 +260,8 @@ class OnnxModel:
             return []
         if len({im.shape for im in images}) > 1:
             return [pair for im in images for pair in self.predict_batch([im], rgb)]
-        x = np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        out, hw = self._run_native(x)
+        padded, hw = image_tensor(images, self.stride)
+        out = self._run_padded(padded)
         from .base import check_model_output
 
         check_model_output(out, self.name, self.mask_channel)  # NaN / out of range: fail closed, never clip
@@ -265,7 +286,8 @@ class OnnxModel:
         if not self.mask_channel:
             raise UnetblurError(f"model {self.name} has no mask channel")
         check_image(image)
-        out, (h, w) = self._run_native(image[None].transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+        padded, (h, w) = image_tensor([image], self.stride)
+        out = self._run_padded(padded)
         from .base import check_model_output
 
         check_model_output(out, self.name, self.mask_channel)
