@@ -13,7 +13,8 @@ from unetblur.blur import BlurSettings
 from unetblur.errors import UnetblurError
 from unetblur.faces import Face
 from unetblur.runtime.base import BlurResult
-from unetblur.runtime.composite import CompositeBlurrer, CompositingBlurrer, working_scale
+from unetblur.runtime.composite import (STRIDE_SNAP, CompositeBlurrer, CompositingBlurrer, stride_snapped_scale,
+                                       working_scale)
 from unetblur.runtime.temporal import TemporalBlurrer, face_coverage, uncovered_frames
 
 
@@ -198,6 +199,32 @@ def test_working_scale_brings_the_longer_side_to_the_working_size():
     assert working_scale(720, 1280, None) == 1.0
 
 
+
+@pytest.mark.parametrize("hw, factor, expected_wh", [
+    ((338, 450), 1.0, (448, 336)),    # 450 → 448: 7×64 instead of 512 wide, 0.4 % smaller
+    ((427, 640), 1.0, (640, 427)),    # 427 → 384 would be 10 % smaller: padded to 448 as before
+    ((720, 1280), 0.5, (640, 360)),   # 640 is already a multiple; 360 → 320 is too far
+    ((452, 1000), 0.64, (640, 289)),  # both sides pad alike: the larger factor is kept
+    ((970, 700), 1.0, (693, 960)),    # the height snaps (970 → 960), the width follows
+])
+def test_the_working_frame_shrinks_a_little_when_that_saves_a_stride_of_padding(hw, factor, expected_wh):
+    f = stride_snapped_scale(*hw, factor, 64)
+    w, h = max(1, round(hw[1] * f)), max(1, round(hw[0] * f))
+    assert (w, h) == expected_wh
+    assert factor * (1 - STRIDE_SNAP) <= f <= factor
+    assert stride_snapped_scale(*hw, factor, 1) == factor  # a model that needs no padding is left alone
+
+
+def test_the_network_runs_on_the_snapped_frame_and_faces_land_at_full_resolution():
+    img = scene(338, 450, faces=((300, 150, 40),))
+    model = RedFaceModel()
+    model.stride = 64
+    result = CompositingBlurrer(model, working_size=640)(img)
+    assert model.seen == [(336, 448)]
+    assert result.image.shape == img.shape
+    assert len(result.faces) == 1 and result.faces[0].center == pytest.approx((300, 150), abs=2)
+
+
 # --------------------------------------------------------------------------- temporal
 
 
@@ -346,7 +373,7 @@ def test_a_coarse_graph_is_read_on_its_own_grid_and_blurs_what_its_upsampled_mas
     model = OnnxModel(red_face_onnx(tmp_path / "coarse.onnx", output_stride=4))
 
     class Upsampled:  # the same network seen only through predict(): a working-resolution mask
-        name, mask_channel = "upsampled", True
+        name, mask_channel, stride = "upsampled", True, model.stride  # the same padding, so the same frame
 
         def predict(self, image, rgb=True):
             return model.predict(image, rgb)
@@ -355,7 +382,7 @@ def test_a_coarse_graph_is_read_on_its_own_grid_and_blurs_what_its_upsampled_mas
     cv2.ellipse(image, (120, 70), (22, 28), 0, 0, 360, (230, 40, 40), -1)
     coarse, fine = CompositingBlurrer(model, working_size=160), CompositingBlurrer(Upsampled(), working_size=160)
     prob, cell = coarse.face_map(image)
-    assert cell == 4 and prob.shape == (-(-118 // 4), 40)  # 203×150 at working size 160 is 160×118
+    assert cell == 4 and prob.shape == (116 // 4, 40)  # 203×150 at working size 160 is 160×118, snapped to 157×116
     a, b = coarse(image), fine(image)
     assert len(a.faces) == len(b.faces) == 1
     assert np.abs(np.subtract(a.faces[0].box, b.faces[0].box)).max() <= 3  # full-resolution pixels

@@ -43,6 +43,31 @@ def scaled_size(height: int, width: int, factor: float) -> tuple[int, int]:
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
+#: How much further than the working size a frame may be shrunk so that a side lands on a multiple of the
+#: network's stride. The network pads each side up to the stride (64 for the packaged student): a 450-px
+#: side runs as 512, 448 as 448. On the held-out photos a 3 % allowance cuts the padded pixels by 8.5 %.
+STRIDE_SNAP = 0.03
+
+
+def stride_snapped_scale(height: int, width: int, factor: float, stride: int, max_shrink: float = STRIDE_SNAP) -> float:
+    """``factor``, or a factor at most ``max_shrink`` smaller that puts a side on a multiple of ``stride``
+    when that leaves the network fewer padded pixels to compute (the smallest padded frame wins)."""
+    if stride <= 1 or max_shrink <= 0:
+        return factor
+
+    def padded_area(f: float) -> int:
+        w, h = scaled_size(height, width, f)
+        return -(-w // stride) * -(-h // stride)
+
+    best, best_area = factor, padded_area(factor)
+    for side in (height, width):
+        multiple = int(side * factor) // stride * stride  # the largest multiple of the stride not above the side
+        f = multiple / side
+        if multiple and f >= factor * (1.0 - max_shrink) and padded_area(f) < best_area:
+            best, best_area = f, padded_area(f)
+    return best
+
+
 class CompositingBlurrer:
     """A :class:`Blurrer` that composites a full-resolution blur where an :class:`ImageModel` sees faces.
 
@@ -130,9 +155,15 @@ class CompositingBlurrer:
         work_w, work_h = self._working_size(*image.shape[:2])
         return upsample_output(prob[None], cell, (work_h, work_w))[0]
 
+    def _pass_scale(self, height: int, width: int, scale: float = 1.0) -> float:
+        """The factor by which a pass at ``scale`` of the working size resizes a frame of this size:
+        snapped to the model's stride (:func:`stride_snapped_scale`)."""
+        return stride_snapped_scale(height, width, working_scale(height, width, self.working_size) * scale,
+                                    getattr(self.model, "stride", 1))
+
     def _working_size(self, height: int, width: int) -> tuple[int, int]:
         """``(width, height)`` at which the network sees a frame of this size (the first pass)."""
-        return scaled_size(height, width, working_scale(height, width, self.working_size))
+        return scaled_size(height, width, self._pass_scale(height, width))
 
     def face_map(self, image: np.ndarray) -> tuple[np.ndarray, int]:
         """``(probability map, cell)``: the face probability (max over the passes, smaller passes
@@ -144,12 +175,11 @@ class CompositingBlurrer:
         with frame size. Other models give a working-resolution map (cell = 1).
         """
         h, w = image.shape[:2]
-        base = working_scale(h, w, self.working_size)
         coarse = getattr(self.model, "coarse_mask", None) if getattr(self.model, "mask_channel", False) \
             and getattr(self.model, "output_stride", 1) > 1 else None
         prob, cell = None, 1
         for s in self.scales:
-            f = base * s
+            f = self._pass_scale(h, w, s)
             if f < 1.0:
                 small = cv2.resize(image, scaled_size(h, w, f), interpolation=cv2.INTER_AREA)
             else:
