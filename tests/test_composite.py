@@ -225,6 +225,23 @@ def test_the_network_runs_on_the_snapped_frame_and_faces_land_at_full_resolution
     assert len(result.faces) == 1 and result.faces[0].center == pytest.approx((300, 150), abs=2)
 
 
+
+@pytest.mark.parametrize("hw, working_size, interpolation", [((338, 450), 640, cv2.INTER_LINEAR),
+                                                             ((680, 900), 640, cv2.INTER_AREA)])
+def test_a_snap_alone_resizes_bilinearly_and_a_real_shrink_averages_pixel_areas(hw, working_size, interpolation):
+    class Recording(RedFaceModel):
+        def predict(self, image, rgb=True):
+            self.image = image
+            return super().predict(image, rgb)
+
+    img = scene(*hw, faces=((200, 150, 40),))
+    model = Recording()
+    model.stride = 64
+    CompositingBlurrer(model, working_size=working_size)(img)
+    h, w = model.image.shape[:2]
+    assert np.array_equal(model.image, cv2.resize(img, (w, h), interpolation=interpolation))
+
+
 # --------------------------------------------------------------------------- temporal
 
 
