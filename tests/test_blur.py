@@ -133,3 +133,18 @@ def test_blur_faces_windows_draw_exactly_the_whole_frame_mask(shape):
     x0, y0 = 10, 50  # a window holding the first face's whole region (x 17-59, y 54-117)
     window = face_mask((70, 60), faces[0], settings, origin=(x0, y0))
     assert np.array_equal(window, face_mask((120, 100), faces[0], settings)[y0:, x0:x0 + 60])
+
+
+def test_mask_box_is_the_bounding_box_of_the_set_pixels_or_none():
+    from unetblur.blur import mask_box
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = np.zeros((rng.integers(1, 60), rng.integers(1, 60)), bool)
+        ys, xs = rng.integers(0, mask.shape[0], 3), rng.integers(0, mask.shape[1], 3)
+        mask[ys, xs] = True
+        expected = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        assert mask_box(mask) == expected
+        assert mask_box(mask.astype(np.uint8) * 255) == expected
+    assert mask_box(np.zeros((7, 9), bool)) is None and mask_box(np.zeros((7, 9), np.uint8)) is None
+    assert mask_box(np.ones((7, 9), bool)) == (0, 0, 9, 7)

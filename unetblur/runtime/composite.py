@@ -18,7 +18,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask, paste
+from ..blur import DEFAULT_BLUR, BlurSettings, blur_patch, face_mask, mask_box, paste
 from ..errors import UnetblurError
 from ..faces import Face
 from .base import BlurResult, ImageModel, check_image, check_mask, difference_mask
@@ -255,11 +255,11 @@ class CompositingBlurrer:
                 grown[Y1 - Y1p:Y1 - Y1p + crop.shape[0], X1 - X1p:X1 - X1p + crop.shape[1]] = crop
                 crop = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
                 X1, Y1, X2, Y2 = X1p, Y1p, X2p, Y2p
-            ys_, xs_ = np.nonzero(crop)
-            if ys_.size == 0:
+            tight = mask_box(crop)
+            if tight is None:
                 continue
             # Tighten to the pixels actually set, so the box is the component's own.
-            cy1, cy2, cx1, cx2 = int(ys_.min()), int(ys_.max()) + 1, int(xs_.min()), int(xs_.max()) + 1
+            cx1, cy1, cx2, cy2 = tight
             out.append((crop[cy1:cy2, cx1:cx2], (X1 + cx1, Y1 + cy1, X1 + cx2, Y1 + cy2), min(1.0, peak)))
         return out
 
