@@ -546,3 +546,46 @@ def test_cached_samples_are_decoded_once_and_served_unchanged_by_augmentation(ti
         got = cached[i]
         for key in ("image", "target", "mask"):
             assert torch.equal(got[key], want[key]), key
+
+
+def test_dimming_keeps_the_target_the_blur_of_the_dimmed_input():
+    import numpy as np
+
+    from unetblur.blur import blur_faces
+    from unetblur.data.dataset import DIM_MIN_GAIN, dim_pair
+    from unetblur.faces import Face
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    faces = [Face(10, 8, 40, 44), Face(50, 20, 74, 50)]
+    target, _ = blur_faces(image, faces)
+    as_float = lambda a: torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    torch.manual_seed(0)
+    for _ in range(10):
+        dim_image, dim_target = dim_pair(as_float(image), as_float(target))
+        assert 0.0 <= float(dim_image.min()) and float(dim_image.max()) <= 1.0
+        assert float(dim_image.std()) >= DIM_MIN_GAIN * float(as_float(image).std()) - 1e-6
+        redone, _ = blur_faces((dim_image * 255).round().byte().permute(1, 2, 0).numpy(), faces)
+        # what the dataset would hold for the dimmed photo, within the two roundings (image and target)
+        assert float((as_float(redone) - dim_target).abs().max()) <= 2.5 / 255
+
+
+def test_dim_darkens_training_samples_only_and_leaves_the_masks(tiny_dataset):
+    from unetblur.data.dataset import DIM_MIN_GAIN, BlurDataModule, PairedDataset
+
+    plain = PairedDataset(tiny_dataset, "train")
+    dimmed = PairedDataset(tiny_dataset, "train", dim=1.0)
+    torch.manual_seed(0)
+    for i in range(len(plain)):
+        a, b = plain[i], dimmed[i]
+        gain = float(b["image"].std() / a["image"].std())
+        offset = float(b["image"].mean()) - gain * float(a["image"].mean())
+        assert DIM_MIN_GAIN - 1e-4 <= gain < 1 and -1e-4 <= offset <= (1 - gain) / 4 + 1e-4
+        for key in ("image", "target"):  # one exposure change for both
+            assert torch.allclose(b[key], a[key] * gain + offset, atol=1e-4), key
+        assert torch.equal(a["mask"], b["mask"])
+    data = BlurDataModule(tiny_dataset, dim=1.0)
+    data.setup()
+    assert torch.equal(data.val_set[0]["image"], PairedDataset(tiny_dataset, "val")[0]["image"])
+    with pytest.raises(UnetblurError, match="dim must be"):
+        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_dim", dim=1.5))
