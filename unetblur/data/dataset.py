@@ -98,8 +98,8 @@ class PairedDataset(Dataset):
         return image, target, mask, negative
 
 
-#: ``dim``'s darkest gain: a face at 0.3 of its brightness and contrast is as dark as the faces the student
-#: missed most (32-64 px faces of mean grey < 0.25 on val: 0.48 covered against 0.79 for the others).
+#: ``dim``'s darkest gain: a mid-grey face at 0.3 of its brightness and contrast is darker than the faces the
+#: student misses most (32-64 px faces of mean grey < 0.25 on val: 0.48 covered against 0.79 for the others).
 DIM_MIN_GAIN = 0.3
 
 

@@ -139,7 +139,7 @@ def reflect_pad(x: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]
 def image_tensor(images: Sequence[np.ndarray], stride: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Same-sized HWC uint8 RGB images → (N×3×H'×W' float32 in [0, 1] padded to multiples of ``stride``,
     the images' ``(H, W)``): the values of :func:`reflect_pad` on ``image / 255``, but padded in uint8
-    and converted in one pass (a 640×420 frame: 2 ms instead of 10, mostly ``np.pad`` on float32)."""
+    and converted in one pass (a 640×420 frame: 1.9 ms instead of 3.6 for ``np.pad`` on float32)."""
     import cv2
 
     h, w = images[0].shape[:2]
