@@ -28,7 +28,7 @@ from unetblur.runtime.composite import CompositingBlurrer, working_scale
 
 def _compositing(blurrer) -> CompositingBlurrer:
     while not isinstance(blurrer, CompositingBlurrer):
-        inner = getattr(blurrer, "blurrer", None) or getattr(blurrer, "inner", None)
+        inner = getattr(blurrer, "blurrer", None)  # a TemporalBlurrer wraps one
         if inner is None:
             raise UnetblurError("the method is not a compositing blurrer; the snap applies to composite mode only")
         blurrer = inner
