@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -187,3 +188,17 @@ def test_bg_sources_splits_background_damage_into_unannotated_faces_and_the_rest
     # A found face that is the annotated one adds nothing: its grown box is not background anyway.
     assert bg_sources.split_background(output, image, [annotated], [annotated]) == (0.0, pytest.approx(150 / background))
     assert bg_sources.main(["--data", str(tmp_path), "--method", "x=--model centerface"]) == 2
+
+
+def test_input_equalisation_spreads_a_flat_dark_frame_and_refuses_bad_variants(tmp_path, experiment_script, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments" / "full_photo"))
+    probe = experiment_script("full_photo/input_equalisation.py")
+    grey = (40 + 10 * np.random.default_rng(0).standard_normal((64, 64))).clip(0, 255)  # dark and flat
+    image = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+    before = image.copy()
+    out = probe.clahe_luma(2.0)(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert out[..., 1].std() > 2 * image[..., 1].std()  # contrast stretched
+    assert np.array_equal(image, before)  # the photo itself is untouched
+    assert probe.main(["--data", str(tmp_path), "--variant", "high:"]) == 2
+    assert "variants are CLIP:FLAGS" in capsys.readouterr().err
