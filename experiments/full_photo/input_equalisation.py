@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", action="append", required=True, help="CLIP:EXTRA FLAGS (clip 0 = no equaliser)")
     args = ap.parse_args(argv)
     try:
-        clip_flags = [(float(v.split(":", 1)[0]), v.partition(":")[2]) for v in args.variant]
+        clip_flags = [(float(clip), flags) for clip, _, flags in (v.partition(":") for v in args.variant)]
     except ValueError:
         print(f"input_equalisation: variants are CLIP:FLAGS with a number for CLIP, got {args.variant}", file=sys.stderr)
         return 2
