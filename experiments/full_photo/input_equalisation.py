@@ -25,7 +25,7 @@ from unetblur.anonymise import anonymised, open_blurrer_for
 from unetblur.commands.privacy import parse_method
 from unetblur.errors import UnetblurError
 from unetblur.evaluate import metrics as M
-from unetblur.evaluate.photos import held_out_photos
+from unetblur.evaluate.photos import MethodScores, _score, _summarise, held_out_photos
 from unetblur.io import read_image
 
 from stride_snap_ab import _compositing
@@ -51,18 +51,17 @@ def equalised(blurrer, clip: float):
     return blurrer
 
 
-def score(blurrer, photos) -> str:
-    removed, widths, bg = [], [], []
-    for photo in photos:
+def score(blurrer, photos, cfg) -> str:
+    """Table cells: coverage per width bucket, of the faces ≥ 32 px, and bg_changed, scored as the
+    privacy table scores them (untimed, no re-identification)."""
+    scores = MethodScores()
+    for i, photo in enumerate(photos):
         image = read_image(photo.path)
         output = anonymised(blurrer, image, source=str(photo.path)).image
-        for face in photo.faces:
-            removed.append(M.detail_removed(output, image, face))
-            widths.append(face.box[2] - face.box[0])
-        bg.append(M.bg_changed(output, image, photo.faces))
-    buckets = " | ".join(f"{M.coverage(v):.3f}" for v in M.group_by_bucket(removed, widths).values())
-    large = M.coverage([r for r, w in zip(removed, widths) if w >= 32])
-    return f"{buckets} | {large:.3f} | {100 * np.nanmean(bg):.2f} % |"
+        _score(scores, image, output, photo, i, {}, None)
+    summary = _summarise(scores, np.zeros((0, 128)), cfg)
+    coverage = " | ".join(f"{summary['coverage'][b]:.3f}" for b in [*M.bucket_names(), ">=32"])
+    return f"{coverage} | {100 * summary['bg_changed']:.2f} % |"
 
 
 def main(argv=None) -> int:
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
     print("|---" * (4 + len(M.bucket_names())) + "|")
     for clip, flags, cfg in runs:
         blurrer = equalised(open_blurrer_for(cfg, threads=cfg.threads), clip)
-        print(f"| {clip:g} | {flags or '—'} | {score(blurrer, photos)}", flush=True)
+        print(f"| {clip:g} | {flags or '—'} | {score(blurrer, photos, cfg)}", flush=True)
     return 0
 
 
