@@ -198,7 +198,7 @@ def test_detectors_blur_their_own_larger_region_unless_mask_scale_is_given(model
 
     def blurred_area(cfg: BlurConfig) -> float:
         blurrer = open_blurrer_for(cfg)
-        blurrer.detector = OneFace()   # the region, not CenterFace's recall, is under test
+        blurrer.detector = OneFace()   # the region, not the detector's recall, is under test
         return float(blurrer(face_photo(size=(128, 128))).mask.sum())
 
     for detector in ("centerface", "centerface@0.3", "haar"):
