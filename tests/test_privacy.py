@@ -95,13 +95,13 @@ def test_methods_take_turns_over_blocks_of_photos_so_load_drift_is_shared(datase
     import unetblur.evaluate.photos as photos_module
 
     turns = []
-    real = photos_module._time_one
+    real = photos_module.time_one_photo
 
     def logged(blurrer, photo, scratch):
         turns.append((getattr(blurrer, "name", "?"), photo.key))
         return real(blurrer, photo, scratch)
 
-    monkeypatch.setattr(photos_module, "_time_one", logged)
+    monkeypatch.setattr(photos_module, "time_one_photo", logged)
     monkeypatch.setattr(photos_module, "INTERLEAVE_BLOCK", 1)
     methods = ("nothing=--model identity", f"red=--model {model} --working-size 0")
     out = photo_benchmark(PhotoBenchConfig(data=str(dataset / "ds"), methods=methods, out=str(tmp_path / "run"),

@@ -25,7 +25,7 @@ from unetblur.anonymise import anonymised, open_blurrer_for
 from unetblur.commands.privacy import parse_method
 from unetblur.errors import UnetblurError
 from unetblur.evaluate import metrics as M
-from unetblur.evaluate.photos import MethodScores, _score, _summarise, held_out_photos
+from unetblur.evaluate.photos import MethodScores, score_photo, summarise_scores, held_out_photos
 from unetblur.io import read_image
 
 from stride_snap_ab import _compositing
@@ -58,8 +58,8 @@ def score(blurrer, photos, cfg) -> str:
     for i, photo in enumerate(photos):
         image = read_image(photo.path)
         output = anonymised(blurrer, image, source=str(photo.path)).image
-        _score(scores, image, output, photo, i, {}, None)
-    summary = _summarise(scores, np.zeros((0, 128)), cfg)
+        score_photo(scores, image, output, photo, i, {}, None)
+    summary = summarise_scores(scores, np.zeros((0, 128)), cfg)
     coverage = " | ".join(f"{summary['coverage'][b]:.3f}" for b in [*M.bucket_names(), ">=32"])
     return f"{coverage} | {100 * summary['bg_changed']:.2f} % |"
 

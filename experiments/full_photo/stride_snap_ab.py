@@ -22,7 +22,7 @@ import numpy as np
 from unetblur.anonymise import open_blurrer_for
 from unetblur.commands.privacy import parse_method
 from unetblur.errors import UnetblurError
-from unetblur.evaluate.photos import _time_one, held_out_photos
+from unetblur.evaluate.photos import time_one_photo, held_out_photos
 from unetblur.runtime.composite import CompositingBlurrer, working_scale
 
 
@@ -62,12 +62,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for blurrer in runs.values():
-            _time_one(blurrer, photos[0], scratch)  # warm-up
+            time_one_photo(blurrer, photos[0], scratch)  # warm-up
         for rep in range(args.repeat):
             for i, photo in enumerate(photos):
                 order = list(runs.items()) if (i + rep) % 2 else list(runs.items())[::-1]
                 for name, blurrer in order:
-                    ms[name].append(_time_one(blurrer, photo, scratch)[2])
+                    ms[name].append(time_one_photo(blurrer, photo, scratch)[2])
     for name, values in ms.items():
         print(f"{name:8s} photos {len(values)}  median {statistics.median(values):6.1f} ms  "
               f"mean {np.mean(values):6.2f} ms")

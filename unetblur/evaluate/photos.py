@@ -141,7 +141,7 @@ def held_out_photos(data: str, split: str = "test", limit: int = 0) -> list[Phot
 
 # --------------------------------------------------------------------------- methods
 
-def _time_one(blurrer, photo: Photo, scratch: Path):
+def time_one_photo(blurrer, photo: Photo, scratch: Path):
     """Decode, anonymise and encode one photo as ``unetblur blur`` does; returns (image, output, ms)."""
     from ..anonymise import anonymised
     from ..io import read_image, write_image
@@ -186,7 +186,7 @@ def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -
         blurrers = {name: open_blurrer_for(bcfg, threads=bcfg.threads) for name, bcfg in methods}
         for blurrer in blurrers.values():
             for _ in range(cfg.warmup):
-                _time_one(blurrer, photos[0], scratch)
+                time_one_photo(blurrer, photos[0], scratch)
         scores = {name: MethodScores() for name in names}
         # Methods take turns over blocks of photos, each block starting with the next method: the load
         # of a shared machine drifts by ±15 % over a run, and running the methods one after the other
@@ -198,18 +198,18 @@ def photo_benchmark(cfg: PhotoBenchConfig, methods: Sequence[tuple[str, Any]]) -
                 for p_idx in range(start, min(start + INTERLEAVE_BLOCK, len(photos))):
                     photo = photos[p_idx]
                     try:
-                        image, output, ms = _time_one(blurrers[name], photo, scratch)
+                        image, output, ms = time_one_photo(blurrers[name], photo, scratch)
                     except BadInputError as exc:
                         skipped.add(f"{photo.key}: {exc}")
                         continue
-                    _score(scores[name], image, output, photo, p_idx, gallery_index, recognizer)
+                    score_photo(scores[name], image, output, photo, p_idx, gallery_index, recognizer)
                     scores[name].ms.append(ms)
                     scores[name].megapixels.append(image.shape[0] * image.shape[1] / 1e6)
                     if photo.key in sheet_photos:
                         sheet_images.setdefault(photo.key, {})[name] = (image, output)
     results: dict[str, dict] = {}
     for name, bcfg in methods:
-        results[name] = _summarise(scores[name], gallery, bcfg)
+        results[name] = summarise_scores(scores[name], gallery, bcfg)
         if cfg.progress:
             r = results[name]
             print(f"privacy: {name}: {r['ms_per_photo']:.0f} ms/photo, coverage≥32 {r['coverage']['>=32']:.3f}, "
@@ -267,7 +267,9 @@ def _gallery(photos: list[Photo], recognizer):
     return (np.stack(rows) if rows else np.zeros((0, 128))), index, skipped
 
 
-def _score(scores: MethodScores, image, output, photo: Photo, p_idx: int, gallery_index, recognizer) -> None:
+def score_photo(scores: MethodScores, image, output, photo: Photo, p_idx: int, gallery_index, recognizer) -> None:
+    """Add one anonymised photo to ``scores``: its background change, each face's detail_removed and width,
+    and the re-ID probe of each face that has a gallery row."""
     scores.bg_changed.append(M.bg_changed(output, image, photo.faces))
     for f_idx, face in enumerate(photo.faces):
         scores.detail.append(M.detail_removed(output, image, face))
@@ -277,7 +279,8 @@ def _score(scores: MethodScores, image, output, photo: Photo, p_idx: int, galler
             scores.reid_probe[row] = recognizer.embed(output, face)
 
 
-def _summarise(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
+def summarise_scores(scores: MethodScores, gallery: np.ndarray, bcfg) -> dict:
+    """One method's table row: coverage by face-size bucket, bg_changed, re-ID and time, with its settings."""
     buckets: dict[str, list[float]] = {name: [] for name in M.bucket_names()}
     for value, width in zip(scores.detail, scores.widths):
         buckets[M.size_bucket(width)].append(value)
