@@ -25,7 +25,7 @@ from unetblur.anonymise import anonymised, open_blurrer_for
 from unetblur.commands.privacy import parse_method
 from unetblur.errors import UnetblurError
 from unetblur.evaluate import metrics as M
-from unetblur.evaluate.photos import MethodScores, score_photo, summarise_scores, held_out_photos
+from unetblur.evaluate.photos import MethodScores, held_out_photos, score_photo, summarise_scores
 from unetblur.io import read_image
 
 from stride_snap_ab import _compositing

@@ -22,7 +22,7 @@ import numpy as np
 from unetblur.anonymise import open_blurrer_for
 from unetblur.commands.privacy import parse_method
 from unetblur.errors import UnetblurError
-from unetblur.evaluate.photos import time_one_photo, held_out_photos
+from unetblur.evaluate.photos import held_out_photos, time_one_photo
 from unetblur.runtime.composite import CompositingBlurrer, working_scale
 
 
