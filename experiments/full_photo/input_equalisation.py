@@ -28,7 +28,7 @@ from unetblur.evaluate import metrics as M
 from unetblur.evaluate.photos import MethodScores, held_out_photos, score_photo, summarise_scores
 from unetblur.io import read_image
 
-from stride_snap_ab import _compositing
+from stride_snap_ab import compositing_blurrer
 
 
 def clahe_luma(clip: float):
@@ -45,7 +45,7 @@ def clahe_luma(clip: float):
 def equalised(blurrer, clip: float):
     """The blurrer with its network's input equalised (its coarse mask read from the equalised frame)."""
     if clip > 0:
-        model = _compositing(blurrer).model
+        model = compositing_blurrer(blurrer).model
         coarse, equalise = model.coarse_mask, clahe_luma(clip)
         model.coarse_mask = lambda small: coarse(equalise(small))
     return blurrer

@@ -26,7 +26,8 @@ from unetblur.evaluate.photos import held_out_photos, time_one_photo
 from unetblur.runtime.composite import CompositingBlurrer, working_scale
 
 
-def _compositing(blurrer) -> CompositingBlurrer:
+def compositing_blurrer(blurrer) -> CompositingBlurrer:
+    """The CompositingBlurrer inside ``blurrer`` (a TemporalBlurrer wraps one); input_equalisation.py uses it too."""
     while not isinstance(blurrer, CompositingBlurrer):
         inner = getattr(blurrer, "blurrer", None)  # a TemporalBlurrer wraps one
         if inner is None:
@@ -37,7 +38,7 @@ def _compositing(blurrer) -> CompositingBlurrer:
 
 def _unsnapped(blurrer):
     """The blurrer with the working factor as it was before the snap."""
-    comp = _compositing(blurrer)
+    comp = compositing_blurrer(blurrer)
     comp._pass_scale = types.MethodType(lambda self, h, w, s=1.0: working_scale(h, w, self.working_size) * s, comp)
     return blurrer
 
