@@ -570,6 +570,52 @@ def test_dimming_keeps_the_target_the_blur_of_the_dimmed_input():
         assert float((as_float(redone) - dim_target).abs().max()) <= 2.5 / 255
 
 
+def test_softening_keeps_the_target_the_blur_of_the_softened_input_away_from_region_edges():
+    import cv2
+    import numpy as np
+
+    from unetblur.blur import blur_faces
+    from unetblur.data.dataset import SOFTEN_SIGMA, soften_pair
+    from unetblur.faces import Face
+
+    rng = np.random.default_rng(5)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 120, 3), dtype=np.uint8), (0, 0), 1.0)  # photo-like detail
+    faces = [Face(12, 10, 52, 60), Face(70, 30, 108, 80)]
+    target, region = blur_faces(image, faces)
+    edge_band = cv2.morphologyEx(region, cv2.MORPH_GRADIENT, np.ones((11, 11), np.uint8)) > 0  # ±5 px of an edge
+    as_float = lambda a: torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    laplacian = lambda t: float(np.abs(cv2.Laplacian(t.permute(1, 2, 0).numpy(), cv2.CV_32F)).mean())
+    torch.manual_seed(0)
+    for _ in range(6):
+        soft_image, soft_target = soften_pair(as_float(image), as_float(target))
+        assert soft_image.shape == (3, 96, 120) and soft_target.shape == (3, 96, 120)
+        assert laplacian(soft_image) < 0.9 * laplacian(as_float(image))  # less fine detail: a softer photo
+        redone, _ = blur_faces((soft_image * 255).round().byte().permute(1, 2, 0).numpy(), faces)
+        # what the dataset would hold for the softened photo, within the roundings, except near a region's edge
+        error = (as_float(redone) - soft_target).abs().amax(0).numpy()
+        assert float(error[~edge_band].max()) <= 3.0 / 255
+    assert 0 < SOFTEN_SIGMA[0] < SOFTEN_SIGMA[1]
+
+
+def test_soften_blurs_training_samples_only_and_leaves_the_masks(tiny_dataset):
+    from unetblur.data.dataset import BlurDataModule, PairedDataset
+
+    plain = PairedDataset(tiny_dataset, "train")
+    softened = PairedDataset(tiny_dataset, "train", soften=1.0)
+    torch.manual_seed(0)
+    for i in range(len(plain)):
+        a, b = plain[i], softened[i]
+        for key in ("image", "target"):
+            assert not torch.equal(a[key], b[key]), key
+            assert abs(float(a[key].mean()) - float(b[key].mean())) < 0.01, key  # blurred, not re-exposed
+        assert torch.equal(a["mask"], b["mask"])
+    data = BlurDataModule(tiny_dataset, soften=1.0)
+    data.setup()
+    assert torch.equal(data.val_set[0]["image"], PairedDataset(tiny_dataset, "val")[0]["image"])
+    with pytest.raises(UnetblurError, match="soften must be"):
+        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_soften", soften=1.5))
+
+
 def test_dim_darkens_training_samples_only_and_leaves_the_masks(tiny_dataset):
     from unetblur.data.dataset import DIM_MIN_GAIN, BlurDataModule, PairedDataset
 

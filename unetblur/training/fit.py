@@ -93,6 +93,8 @@ class TrainConfig:
     zoom: float = 1.0                    # with crop_size: random crops zoom in up to this factor (1 = plain crops)
     dim: float = 0.0                     # share of training samples made darker and flatter, input and target alike
                                          # (data.dataset.dim_pair): the dark faces the student misses; 0 = off
+    soften: float = 0.0                  # share of training samples given one small Gaussian blur, input and target
+                                         # alike (data.dataset.soften_pair): the unsharp faces it misses; 0 = off
     cache_images: bool = False           # keep decoded samples in memory after the first epoch (~1.6 MB per
                                          # 480×480 sample, per loader worker): PNG decoding is a sixth of a step
     limit: int | None = None             # use at most this many images per split
@@ -115,6 +117,7 @@ def check_run_config(cfg) -> None:
         (cfg.crop_size is None or cfg.crop_size >= 1, f"crop_size must be ≥ 1, got {cfg.crop_size}"),
         (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
         (0.0 <= cfg.dim <= 1.0, f"dim must be a share of samples in [0, 1] (0 = off), got {cfg.dim}"),
+        (0.0 <= cfg.soften <= 1.0, f"soften must be a share of samples in [0, 1] (0 = off), got {cfg.soften}"),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
@@ -340,7 +343,8 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
         _check_resumable(module, resume_from, out)
     datamodule = BlurDataModule(cfg.data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                 augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed,
-                                zoom=cfg.zoom, cache=cfg.cache_images, dim=cfg.dim)
+                                zoom=cfg.zoom, cache=cfg.cache_images, dim=cfg.dim,
+                                soften=cfg.soften)
 
     rank_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     out.mkdir(parents=True, exist_ok=True)
