@@ -597,41 +597,38 @@ def test_softening_keeps_the_target_the_blur_of_the_softened_input_away_from_reg
     assert 0 < SOFTEN_SIGMA[0] < SOFTEN_SIGMA[1]
 
 
-def test_soften_blurs_training_samples_only_and_leaves_the_masks(tiny_dataset):
+def _dimmed_alike(plain: dict, changed: dict) -> None:
+    """One exposure change x → g·x + b for image and target, within dim's range."""
+    from unetblur.data.dataset import DIM_MIN_GAIN
+
+    gain = float(changed["image"].std() / plain["image"].std())
+    offset = float(changed["image"].mean()) - gain * float(plain["image"].mean())
+    assert DIM_MIN_GAIN - 1e-4 <= gain < 1 and -1e-4 <= offset <= (1 - gain) / 4 + 1e-4
+    for key in ("image", "target"):
+        assert torch.allclose(changed[key], plain[key] * gain + offset, atol=1e-4), key
+
+
+def _softened_alike(plain: dict, changed: dict) -> None:
+    """Image and target both blurred: changed, their mean kept (not re-exposed)."""
+    for key in ("image", "target"):
+        assert not torch.equal(plain[key], changed[key]), key
+        assert abs(float(plain[key].mean()) - float(changed[key].mean())) < 0.01, key
+
+
+@pytest.mark.parametrize("augmentation, changed_alike", [("dim", _dimmed_alike), ("soften", _softened_alike)])
+def test_photometric_augmentation_changes_training_samples_only_and_leaves_the_masks(tiny_dataset, augmentation,
+                                                                                   changed_alike):
     from unetblur.data.dataset import BlurDataModule, PairedDataset
 
     plain = PairedDataset(tiny_dataset, "train")
-    softened = PairedDataset(tiny_dataset, "train", soften=1.0)
+    changed = PairedDataset(tiny_dataset, "train", **{augmentation: 1.0})
     torch.manual_seed(0)
     for i in range(len(plain)):
-        a, b = plain[i], softened[i]
-        for key in ("image", "target"):
-            assert not torch.equal(a[key], b[key]), key
-            assert abs(float(a[key].mean()) - float(b[key].mean())) < 0.01, key  # blurred, not re-exposed
+        a, b = plain[i], changed[i]
+        changed_alike(a, b)
         assert torch.equal(a["mask"], b["mask"])
-    data = BlurDataModule(tiny_dataset, soften=1.0)
+    data = BlurDataModule(tiny_dataset, **{augmentation: 1.0})
     data.setup()
     assert torch.equal(data.val_set[0]["image"], PairedDataset(tiny_dataset, "val")[0]["image"])
-    with pytest.raises(UnetblurError, match="soften must be"):
-        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_soften", soften=1.5))
-
-
-def test_dim_darkens_training_samples_only_and_leaves_the_masks(tiny_dataset):
-    from unetblur.data.dataset import DIM_MIN_GAIN, BlurDataModule, PairedDataset
-
-    plain = PairedDataset(tiny_dataset, "train")
-    dimmed = PairedDataset(tiny_dataset, "train", dim=1.0)
-    torch.manual_seed(0)
-    for i in range(len(plain)):
-        a, b = plain[i], dimmed[i]
-        gain = float(b["image"].std() / a["image"].std())
-        offset = float(b["image"].mean()) - gain * float(a["image"].mean())
-        assert DIM_MIN_GAIN - 1e-4 <= gain < 1 and -1e-4 <= offset <= (1 - gain) / 4 + 1e-4
-        for key in ("image", "target"):  # one exposure change for both
-            assert torch.allclose(b[key], a[key] * gain + offset, atol=1e-4), key
-        assert torch.equal(a["mask"], b["mask"])
-    data = BlurDataModule(tiny_dataset, dim=1.0)
-    data.setup()
-    assert torch.equal(data.val_set[0]["image"], PairedDataset(tiny_dataset, "val")[0]["image"])
-    with pytest.raises(UnetblurError, match="dim must be"):
-        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_dim", dim=1.5))
+    with pytest.raises(UnetblurError, match=f"{augmentation} must be"):
+        train(tiny_config(tiny_dataset, tiny_dataset.parent / f"bad_{augmentation}", **{augmentation: 1.5}))
