@@ -119,9 +119,9 @@ def dim_pair(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, t
     return image * gain + offset, target * gain + offset
 
 
-#: ``soften``'s range of Gaussian sigmas, in pixels of the stored sample (the working resolution): the 32-64 px
-#: faces the student misses are half as sharp as those it covers (mean |Laplacian| 0.032 against 0.068 on val),
-#: and a sigma of 1 about halves a face's fine detail at that size.
+#: ``soften``'s range of Gaussian sigmas, in pixels of the stored sample (the working resolution): a mild defocus,
+#: because the 32-64 px faces the student misses are half as sharp as those it covers (mean |Laplacian| 0.032
+#: against 0.068 on val).
 SOFTEN_SIGMA = (0.5, 1.5)
 
 
@@ -218,7 +218,8 @@ class BlurDataModule(pl.LightningDataModule):
             require_dataset(root, "train")
         train_tf = joint_augmentation(self.crop_size, zoom=self.zoom) if self.augment else None
         eval_tf = v2.CenterCrop(self.crop_size) if self.crop_size else None
-        self.train_set = self._split("train", train_tf, *((self.dim, self.soften) if self.augment else (0.0, 0.0)))
+        photometric = (self.dim, self.soften) if self.augment else (0.0, 0.0)  # training samples only
+        self.train_set = self._split("train", train_tf, *photometric)
         self.val_set = self._split("val", eval_tf)
         self.test_set = self._split("test", eval_tf)
         if len(self.val_set) == 0:
