@@ -61,15 +61,15 @@ def main(argv=None) -> int:
         blurrers = {name: open_blurrer_for(bcfg, threads=bcfg.threads)
                     for name, bcfg in map(parse_method, args.methods)}
         print("| method | bucket | faces | missed | partial | covered |\n|---|---|---|---|---|---|")
-        missed_by_method: dict[str, list] = {name: [] for name in blurrers}
+        missed_by_method: dict[str, list] = {name: [] for name in blurrers} if args.list_missed is not None else {}
         for name, blurrer in blurrers.items():
-            counts = bands_by_bucket(blurrer, photos, missed_by_method[name])
+            counts = bands_by_bucket(blurrer, photos, missed_by_method.get(name))
             for bucket, (missed, partial, covered) in counts.items():
                 total = missed + partial + covered
                 if total:
                     print(f"| `{name}` | {bucket} | {total} | {missed / total:.3f} | {partial / total:.3f} | "
                           f"{covered / total:.3f} |")
-        if args.list_missed is not None:
+        if missed_by_method:
             print("\n| method | photo | face box (x1, y1, x2, y2) | width |\n|---|---|---|---|")
             for name, faces in missed_by_method.items():
                 for photo, face in faces:

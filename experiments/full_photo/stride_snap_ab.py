@@ -29,7 +29,7 @@ from unetblur.runtime.composite import CompositingBlurrer, working_scale
 def compositing_blurrer(blurrer) -> CompositingBlurrer:
     """The CompositingBlurrer inside ``blurrer`` (a TemporalBlurrer wraps one); input_equalisation.py uses it too."""
     while not isinstance(blurrer, CompositingBlurrer):
-        inner = getattr(blurrer, "blurrer", None)  # a TemporalBlurrer wraps one
+        inner = getattr(blurrer, "blurrer", None)
         if inner is None:
             raise UnetblurError("the method is not a compositing blurrer; the snap applies to composite mode only")
         blurrer = inner
