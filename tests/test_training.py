@@ -596,6 +596,46 @@ def test_softening_keeps_the_target_the_blur_of_the_softened_input_away_from_reg
         assert float(error[~edge_band].max()) <= 3.0 / 255
 
 
+def test_rotation_keeps_the_target_the_blur_of_the_rotated_input_and_the_mask_on_it(tiny_dataset):
+    import cv2
+    import numpy as np
+    from torchvision import tv_tensors
+
+    from unetblur.blur import blur_faces
+    from unetblur.data.dataset import BlurDataModule, PairedDataset, joint_augmentation
+    from unetblur.faces import Face
+
+    rng = np.random.default_rng(6)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), (0, 0), 1.0)  # photo-like detail
+    face = Face(28, 24, 68, 72)  # centred: rotation turns it about its own centre, so its box stays the face's
+    target, region = blur_faces(image, [face])
+    chw = lambda a: tv_tensors.Image(torch.from_numpy(a).permute(2, 0, 1))
+    item = {"image": chw(image), "target": chw(target), "mask": tv_tensors.Mask(torch.from_numpy(region)[None])}
+    torch.manual_seed(0)
+    for _ in range(5):
+        out = joint_augmentation(hflip=False, rotate=1.0)(item)
+        rotated, rotated_target = (out[k].permute(1, 2, 0).numpy() for k in ("image", "target"))
+        mask = out["mask"][0].numpy()
+        assert not np.array_equal(rotated, image)  # turned
+        assert set(np.unique(mask)) == {0, 255} and abs(int((mask > 0).sum()) - int((region > 0).sum())) < 40
+        error = np.abs(rotated_target.astype(int) - blur_faces(rotated, [face])[0]).max(2)
+        near = cv2.dilate(mask, np.ones((7, 7), np.uint8)) > 0
+        inside = cv2.erode(mask, np.ones((17, 17), np.uint8)) > 0
+        assert error[~near].max() == 0  # outside the turned face: the turned photo itself
+        assert error[inside].max() <= 2  # inside it: the blur of the turned photo (the blur is isotropic)
+        cropped = joint_augmentation(48, rotate=1.0)(item)["image"]
+        assert cropped.shape == (3, 48, 48) and int(cropped.amax(0).min()) > 0  # a turned crop: no black corners
+    data = BlurDataModule(tiny_dataset, rotate=1.0)
+    data.setup()
+    plain = PairedDataset(tiny_dataset, "train")
+    torch.manual_seed(0)
+    for i in range(len(plain)):  # every training sample turned: its corners fall outside the photo and turn black
+        assert float(plain[i]["image"][:, 0, 0].sum()) > 0 and float(data.train_set[i]["image"][:, 0, 0].sum()) == 0
+    assert torch.equal(data.val_set[0]["image"], PairedDataset(tiny_dataset, "val")[0]["image"])
+    with pytest.raises(UnetblurError, match="rotate must be"):
+        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_rotate", rotate=1.5))
+
+
 def _dimmed_alike(plain: dict, changed: dict) -> None:
     """One exposure change x → g·x + b for image and target, within dim's range."""
     from unetblur.data.dataset import DIM_MIN_GAIN
