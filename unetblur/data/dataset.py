@@ -1,8 +1,8 @@
 """Loading for training: a paired Dataset and a LightningDataModule.
 
-Augmentation (torchvision.transforms.v2) is applied identically to image, target and mask:
-flips, rotations for a share ``rotate`` of the samples, and random crops when ``crop_size`` is set. The
-blur is an isotropic Gaussian, so a rotated target is the blur of the rotated input. Colour jitter is not used because the
+Augmentation (torchvision.transforms.v2) is applied identically to image, target and mask: flips,
+rotations of a share ``rotate`` of the samples (the blur is an isotropic Gaussian, so a rotated target is the
+blur of the rotated input), and random crops when ``crop_size`` is set. Colour jitter is not used because the
 target must stay the blur of exactly this input; ``dim`` changes only gain and offset, which the
 blur commutes with (see :func:`dim_pair`), and ``soften`` applies one small Gaussian blur to both, which
 commutes with the (Gaussian) face blur away from a face region's edge (see :func:`soften_pair`).
