@@ -190,7 +190,10 @@ def test_bg_sources_splits_background_damage_into_unannotated_faces_and_the_rest
     assert bg_sources.main(["--data", str(tmp_path), "--method", "x=--model centerface"]) == 2
 
 
-def test_input_equalisation_spreads_a_flat_dark_frame_and_refuses_bad_variants(tmp_path, experiment_script, monkeypatch, capsys):
+def test_input_equalisation_spreads_a_flat_dark_frame_reads_mirrors_and_refuses_bad_variants(tmp_path, experiment_script,
+                                                                                             monkeypatch, capsys):
+    from unetblur.runtime.composite import CompositingBlurrer
+
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments" / "full_photo"))
     probe = experiment_script("full_photo/input_equalisation.py")
     grey = (40 + 10 * np.random.default_rng(0).standard_normal((64, 64))).clip(0, 255)  # dark and flat
@@ -202,3 +205,21 @@ def test_input_equalisation_spreads_a_flat_dark_frame_and_refuses_bad_variants(t
     assert np.array_equal(image, before)  # the photo itself is untouched
     assert probe.main(["--data", str(tmp_path), "--variant", "high:"]) == 2
     assert "variants are CLIP:FLAGS" in capsys.readouterr().err
+
+    class LeftEyed:
+        """Finds bright 4×4 cells in the left half of a frame only."""
+        name = "left-eyed"
+
+        def coarse_mask(self, small):
+            cells = small[..., 0].reshape(small.shape[0] // 4, 4, small.shape[1] // 4, 4).mean((1, 3)) / 255
+            cells[:, cells.shape[1] // 2:] = 0
+            return cells.astype(np.float32), 4
+
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[8:16, 4:12] = 255  # left
+    frame[16:24, 40:48] = 255  # right
+    plain = probe.equalised(CompositingBlurrer(LeftEyed()), 0.0).model.coarse_mask(frame)[0]
+    mirrored = probe.equalised(CompositingBlurrer(LeftEyed()), 0.0, mirror=True).model.coarse_mask(frame)[0]
+    assert plain[2:4, 1:3].min() == 1 and plain[4:6, 10:12].max() == 0
+    assert mirrored[2:4, 1:3].min() == 1 and mirrored[4:6, 10:12].min() == 1  # the right square, found mirrored
+    assert mirrored.sum() == 8  # and nothing else, cell for cell
