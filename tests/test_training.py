@@ -654,9 +654,49 @@ def _softened_alike(plain: dict, changed: dict) -> None:
         assert abs(float(plain[key].mean()) - float(changed[key].mean())) < 0.01, key
 
 
-@pytest.mark.parametrize("augmentation, changed_alike", [("dim", _dimmed_alike), ("soften", _softened_alike)])
-def test_photometric_augmentation_changes_training_samples_only_and_leaves_the_masks(tiny_dataset, augmentation,
-                                                                                   changed_alike):
+def _occluded_alike(plain: dict, changed: dict) -> None:
+    """One band inside the faces' box covered in image and target alike; nothing else changed (nothing at all
+    without a face)."""
+    moved = (plain["image"] != changed["image"]).any(0) | (plain["target"] != changed["target"]).any(0)
+    if not plain["mask"].any():
+        assert not moved.any()
+        return
+    ys, xs = torch.nonzero(moved, as_tuple=True)
+    fy, fx = torch.nonzero(plain["mask"][0] > 0, as_tuple=True)
+    assert len(ys) and fy.min() <= ys.min() and ys.max() <= fy.max() and fx.min() <= xs.min() and xs.max() <= fx.max()
+    band = (slice(None), slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+    assert torch.equal(changed["image"][band], changed["target"][band])
+
+
+def test_occlusion_hides_a_band_of_one_face_from_one_side_and_keeps_its_mask():
+    from unetblur.data.dataset import OCCLUDE_SHARE, occlude_pair
+
+    image = torch.rand(3, 96, 120)
+    target = image * 0.5
+    face = torch.zeros(1, 96, 120)
+    face[:, 20:60, 30:70] = 1  # one 40×40 face
+    torch.manual_seed(1)
+    sides = set()
+    for _ in range(20):
+        hidden, hidden_target = occlude_pair(image, target, face)
+        moved = (hidden != image).any(0)
+        ys, xs = torch.nonzero(moved, as_tuple=True)
+        y1, y2, x1, x2 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        assert 20 <= y1 and y2 <= 60 and 30 <= x1 and x2 <= 70  # inside the face's box
+        across, deep = ((y2 - y1), (x2 - x1)) if (y1, y2) == (20, 60) else ((x2 - x1), (y2 - y1))
+        assert across == 40 and OCCLUDE_SHARE[0] * 40 - 1 <= deep <= OCCLUDE_SHARE[1] * 40 + 1  # a band from a side
+        sides.add((x1 == 30, x2 == 70, y1 == 20, y2 == 60))
+        assert torch.equal(hidden[:, y1:y2, x1:x2], hidden_target[:, y1:y2, x1:x2])  # alike in input and target
+        assert torch.equal(hidden_target[:, ~moved], target[:, ~moved])  # nothing else changed
+    assert len(sides) == 4  # from every side
+    no_face = torch.zeros_like(face)
+    assert occlude_pair(image, target, no_face)[0] is image
+
+
+@pytest.mark.parametrize("augmentation, changed_alike", [("dim", _dimmed_alike), ("soften", _softened_alike),
+                                                         ("occlude", _occluded_alike)])
+def test_per_sample_augmentation_changes_training_samples_only_and_leaves_the_masks(tiny_dataset, augmentation,
+                                                                                  changed_alike):
     from unetblur.data.dataset import BlurDataModule, PairedDataset
 
     plain = PairedDataset(tiny_dataset, "train")

@@ -5,7 +5,8 @@ rotations of a share ``rotate`` of the samples (the blur is an isotropic Gaussia
 blur of the rotated input), and random crops when ``crop_size`` is set. Colour jitter is not used because the
 target must stay the blur of exactly this input; ``dim`` changes only gain and offset, which the
 blur commutes with (see :func:`dim_pair`), and ``soften`` applies one small Gaussian blur to both, which
-commutes with the (Gaussian) face blur away from a face region's edge (see :func:`soften_pair`).
+commutes with the (Gaussian) face blur away from a face region's edge (see :func:`soften_pair`); ``occlude`` hides
+part of one face in both and keeps its mask (see :func:`occlude_pair`).
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ class PairedDataset(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, split: str, transform=None, limit: int | None = None,
-                 cache: bool = False, dim: float = 0.0, soften: float = 0.0):
+                 cache: bool = False, dim: float = 0.0, soften: float = 0.0, occlude: float = 0.0):
         self.root = Path(root)
         self.split = split
         self.samples = list_samples(root, split)[:limit]
         self.transform = transform
         self.dim = float(dim)
         self.soften = float(soften)
+        self.occlude = float(occlude)
         self._decoded: dict[int, tuple[np.ndarray, ...]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -84,6 +86,8 @@ class PairedDataset(Dataset):
             image, target = dim_pair(image, target)
         if self.soften and float(torch.rand(())) < self.soften:
             image, target = soften_pair(image, target)
+        if self.occlude and float(torch.rand(())) < self.occlude:
+            image, target = occlude_pair(image, target, face)
         return {"image": image, "target": target, "mask": face, "negative": mined, "stem": s.stem}
 
     def _read(self, s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -138,6 +142,38 @@ def soften_pair(image: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
         return torch.from_numpy(cv2.GaussianBlur(hwc, (0, 0), sigma).reshape(hwc.shape)).permute(2, 0, 1)
 
     return blurred(image), blurred(target)
+
+
+#: ``occlude``'s share of a face's box hidden, from one side: a hand, a shoulder or another head in front of it.
+OCCLUDE_SHARE = (0.2, 0.5)
+
+
+def occlude_pair(image: torch.Tensor, target: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One face of ``face`` (1×H×W, 0/1; a sample without faces is returned as it is) partly hidden: a band of
+    :data:`OCCLUDE_SHARE` of its box, from a random side, is covered in input and target alike with pixels from
+    elsewhere in the same input (their texture, not a flat patch). The mask keeps the whole face: a blurrer
+    must still blur a partly hidden face; the occluder is left sharp in the target, as a face box's blur would
+    not leave it, so the lesson is the mask's (composite mode reads only the mask)."""
+    count, _, boxes, _ = cv2.connectedComponentsWithStats(face[0].numpy().astype(np.uint8), connectivity=8)
+    boxes = [b for b in boxes[1:count] if b[4] >= 16]  # faces of at least 4×4 pixels
+    if not boxes:
+        return image, target
+    x, y, w, h, _ = (int(v) for v in boxes[int(torch.randint(len(boxes), ()))])
+    share = float(torch.empty(()).uniform_(*OCCLUDE_SHARE))
+    side = int(torch.randint(4, ()))  # left, right, top, bottom
+    if side < 2:
+        bw, bh = max(1, round(w * share)), h
+        bx, by = (x if side == 0 else x + w - bw), y
+    else:
+        bw, bh = w, max(1, round(h * share))
+        bx, by = x, (y if side == 2 else y + h - bh)
+    height, width = image.shape[1:]
+    sy, sx = int(torch.randint(height - bh + 1, ())), int(torch.randint(width - bw + 1, ()))
+    patch = image[:, sy:sy + bh, sx:sx + bw].clone()
+    image, target = image.clone(), target.clone()
+    image[:, by:by + bh, bx:bx + bw] = patch
+    target[:, by:by + bh, bx:bx + bw] = patch
+    return image, target
 
 
 def _chw(image: np.ndarray) -> torch.Tensor:
@@ -213,7 +249,7 @@ class BlurDataModule(pl.LightningDataModule):
     def __init__(self, root: str | os.PathLike, batch_size: int = 16, num_workers: int = 0,
                  augment: bool = True, crop_size: int | None = None, limit: int | None = None, seed: int = 0,
                  zoom: float = 1.0, cache: bool = False, dim: float = 0.0, soften: float = 0.0,
-                 rotate: float = 0.0):
+                 rotate: float = 0.0, occlude: float = 0.0):
         super().__init__()
         self.roots = dataset_folders(root)
         self.batch_size = batch_size
@@ -227,9 +263,11 @@ class BlurDataModule(pl.LightningDataModule):
         self.dim = dim
         self.soften = soften
         self.rotate = rotate
+        self.occlude = occlude
 
-    def _split(self, split: str, transform, dim: float = 0.0, soften: float = 0.0) -> Dataset:
-        parts = [PairedDataset(root, split, transform, self.limit, self.cache, dim, soften) for root in self.roots]
+    def _split(self, split: str, transform, dim: float = 0.0, soften: float = 0.0, occlude: float = 0.0) -> Dataset:
+        parts = [PairedDataset(root, split, transform, self.limit, self.cache, dim, soften, occlude)
+                 for root in self.roots]
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def setup(self, stage: str | None = None) -> None:
@@ -237,8 +275,8 @@ class BlurDataModule(pl.LightningDataModule):
             require_dataset(root, "train")
         train_tf = joint_augmentation(self.crop_size, zoom=self.zoom, rotate=self.rotate) if self.augment else None
         eval_tf = v2.CenterCrop(self.crop_size) if self.crop_size else None
-        photometric = (self.dim, self.soften) if self.augment else (0.0, 0.0)  # training samples only
-        self.train_set = self._split("train", train_tf, *photometric)
+        per_sample = (self.dim, self.soften, self.occlude) if self.augment else (0.0, 0.0, 0.0)  # training only
+        self.train_set = self._split("train", train_tf, *per_sample)
         self.val_set = self._split("val", eval_tf)
         self.test_set = self._split("test", eval_tf)
         if len(self.val_set) == 0:

@@ -97,6 +97,8 @@ class TrainConfig:
                                          # alike (data.dataset.soften_pair): the unsharp faces it misses; 0 = off
     rotate: float = 0.0                  # share of training samples rotated by up to ±30°, input, target and masks
                                          # alike (data.dataset.joint_augmentation): tilted faces; 0 = off
+    occlude: float = 0.0                 # share of training samples with one face partly hidden by pixels from
+                                         # elsewhere, its mask kept (data.dataset.occlude_pair); 0 = off
     cache_images: bool = False           # keep decoded samples in memory after the first epoch (~1.6 MB per
                                          # 480×480 sample, per loader worker): PNG decoding is a sixth of a step
     limit: int | None = None             # use at most this many images per split
@@ -121,6 +123,7 @@ def check_run_config(cfg) -> None:
         (0.0 <= cfg.dim <= 1.0, f"dim must be a share of samples in [0, 1] (0 = off), got {cfg.dim}"),
         (0.0 <= cfg.soften <= 1.0, f"soften must be a share of samples in [0, 1] (0 = off), got {cfg.soften}"),
         (0.0 <= cfg.rotate <= 1.0, f"rotate must be a share of samples in [0, 1] (0 = off), got {cfg.rotate}"),
+        (0.0 <= cfg.occlude <= 1.0, f"occlude must be a share of samples in [0, 1] (0 = off), got {cfg.occlude}"),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
@@ -347,7 +350,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     datamodule = BlurDataModule(cfg.data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                 augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed,
                                 zoom=cfg.zoom, cache=cfg.cache_images, dim=cfg.dim,
-                                soften=cfg.soften, rotate=cfg.rotate)
+                                soften=cfg.soften, rotate=cfg.rotate, occlude=cfg.occlude)
 
     rank_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     out.mkdir(parents=True, exist_ok=True)
