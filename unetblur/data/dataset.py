@@ -152,8 +152,8 @@ def occlude_pair(image: torch.Tensor, target: torch.Tensor, face: torch.Tensor) 
     """One face of ``face`` (1×H×W, 0/1; a sample without faces is returned as it is) partly hidden: a band of
     :data:`OCCLUDE_SHARE` of its box, from a random side, is covered in input and target alike with pixels from
     elsewhere in the same input (their texture, not a flat patch). The mask keeps the whole face: a blurrer
-    must still blur a partly hidden face; the occluder is left sharp in the target, as a face box's blur would
-    not leave it, so the lesson is the mask's (composite mode reads only the mask)."""
+    must still blur a partly hidden face. The occluder stays sharp in the target, where a face's blur would
+    blur it, so the lesson is the mask's (composite mode reads only the mask)."""
     count, _, boxes, _ = cv2.connectedComponentsWithStats(face[0].numpy().astype(np.uint8), connectivity=8)
     boxes = [b for b in boxes[1:count] if b[4] >= 16]  # faces of at least 4×4 pixels
     if not boxes:

@@ -120,10 +120,9 @@ def check_run_config(cfg) -> None:
         (cfg.checkpoint_every_n_steps >= 0, f"checkpoint_every_n_steps must be ≥ 0, got {cfg.checkpoint_every_n_steps}"),
         (cfg.crop_size is None or cfg.crop_size >= 1, f"crop_size must be ≥ 1, got {cfg.crop_size}"),
         (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
-        (0.0 <= cfg.dim <= 1.0, f"dim must be a share of samples in [0, 1] (0 = off), got {cfg.dim}"),
-        (0.0 <= cfg.soften <= 1.0, f"soften must be a share of samples in [0, 1] (0 = off), got {cfg.soften}"),
-        (0.0 <= cfg.rotate <= 1.0, f"rotate must be a share of samples in [0, 1] (0 = off), got {cfg.rotate}"),
-        (0.0 <= cfg.occlude <= 1.0, f"occlude must be a share of samples in [0, 1] (0 = off), got {cfg.occlude}"),
+        *((0.0 <= getattr(cfg, share) <= 1.0,
+           f"{share} must be a share of samples in [0, 1] (0 = off), got {getattr(cfg, share)}")
+          for share in ("dim", "soften", "rotate", "occlude")),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
