@@ -668,7 +668,7 @@ def _occluded_alike(plain: dict, changed: dict) -> None:
     assert torch.equal(changed["image"][band], changed["target"][band])
 
 
-def test_occlusion_hides_a_band_of_one_face_from_one_side_and_keeps_its_mask():
+def test_occlusion_hides_a_band_of_one_face_from_one_side_in_input_and_target_alike():
     from unetblur.data.dataset import OCCLUDE_SHARE, occlude_pair
 
     image = torch.rand(3, 96, 120)
