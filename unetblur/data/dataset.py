@@ -265,9 +265,8 @@ class BlurDataModule(pl.LightningDataModule):
         self.rotate = rotate
         self.occlude = occlude
 
-    def _split(self, split: str, transform, dim: float = 0.0, soften: float = 0.0, occlude: float = 0.0) -> Dataset:
-        parts = [PairedDataset(root, split, transform, self.limit, self.cache, dim, soften, occlude)
-                 for root in self.roots]
+    def _split(self, split: str, transform, **per_sample: float) -> Dataset:
+        parts = [PairedDataset(root, split, transform, self.limit, self.cache, **per_sample) for root in self.roots]
         return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def setup(self, stage: str | None = None) -> None:
@@ -275,8 +274,8 @@ class BlurDataModule(pl.LightningDataModule):
             require_dataset(root, "train")
         train_tf = joint_augmentation(self.crop_size, zoom=self.zoom, rotate=self.rotate) if self.augment else None
         eval_tf = v2.CenterCrop(self.crop_size) if self.crop_size else None
-        per_sample = (self.dim, self.soften, self.occlude) if self.augment else (0.0, 0.0, 0.0)  # training only
-        self.train_set = self._split("train", train_tf, *per_sample)
+        per_sample = dict(dim=self.dim, soften=self.soften, occlude=self.occlude) if self.augment else {}
+        self.train_set = self._split("train", train_tf, **per_sample)  # training samples only
         self.val_set = self._split("val", eval_tf)
         self.test_set = self._split("test", eval_tf)
         if len(self.val_set) == 0:
