@@ -24,7 +24,7 @@ from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
-                                      face_peak_loss, face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
+                                      face_miss_weights, face_peak_loss, face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
                                       soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
@@ -362,6 +362,54 @@ def test_the_peak_weight_reaches_the_training_loss_and_a_bad_one_is_refused_befo
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_peak_weight=-0.5))
     with pytest.raises(UnetblurError, match="mask_peak_min_area must be ≥ 0"):
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_peak_min_area=-1.0))
+    assert not (tmp_path / "run").exists()
+
+
+def test_miss_weights_lift_each_face_by_the_share_of_it_the_model_misses_and_leave_the_background_at_one():
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[0, :, 2:6, 2:6] = 1                                    # 16 px, all predicted face
+    mask[0, :, 10:30, 10:30] = 1                                # 400 px, a quarter predicted face
+    mask[1, :, 4:8, 20:24] = 1                                  # 16 px, missed
+    prob = torch.full((2, 1, 32, 32), 0.9)                      # the background's confidence does not count
+    prob[0, :, 10:30, 10:30] = 0.3
+    prob[0, :, 10:30, 10:15] = 0.5                              # 100 of its 400 px at the threshold
+    prob[1, :, 4:8, 20:24] = 0.1
+    w = face_miss_weights(prob, mask, 4.0)
+    assert w[0, 0, 3, 3] == 1.0                                 # covered: no extra weight
+    assert float(w[0, 0, 20, 20]) == pytest.approx(1 + 4.0 * 0.75)
+    assert float(w[1, 0, 5, 21]) == pytest.approx(5.0)
+    assert w[0, 0, 0, 31] == 1.0 and w[1, 0, 31, 0] == 1.0
+    assert bool((face_miss_weights(prob, torch.zeros_like(mask), 4.0) == 1).all())
+
+
+def test_the_miss_weight_charges_a_missed_face_more_and_reaches_the_training_loss(tiny_dataset, tmp_path):
+    # Two 16-px faces, one found and one missed: weighing the miss up raises both terms, a found face alone
+    # costs the same with or without it.
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 2:6, 2:6] = 1
+    mask[..., 20:24, 20:24] = 1
+    pred = mask * 0.98 + 0.01
+    pred[..., 20:24, 20:24] = 0.05
+    plain, mined = mask_loss(pred, mask, "bce_dice_balanced"), mask_loss(pred, mask, "bce_dice_balanced", miss_weight=3.0)
+    assert mined["loss_mask_bce"] > 1.5 * plain["loss_mask_bce"]
+    assert mined["loss_mask_dice"] > 1.5 * plain["loss_mask_dice"]
+    found = mask.clone()
+    found[..., 20:24, 20:24] = 0
+    assert float(mask_loss(pred, found, "bce_dice", miss_weight=3.0)["loss_mask_bce"]) == pytest.approx(
+        float(mask_loss(pred, found, "bce_dice")["loss_mask_bce"]))
+    with pytest.raises(UnetblurError, match="mask_miss_weight must be ≥ 0"):
+        mask_loss(pred, mask, "bce", miss_weight=-1.0)
+    batch = {"image": torch.rand(1, 3, 32, 32), "target": torch.rand(1, 3, 32, 32), "mask": mask}
+    output = torch.cat([batch["target"], pred], 1)
+    losses = []
+    for weight in (0.0, 3.0):
+        cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
+                          mask_miss_weight=weight)
+        _, parts = build_teacher_module(cfg).compute_loss(output, batch)
+        losses.append(float(parts["loss_mask_bce"]))
+    assert losses[1] > 1.5 * losses[0]
+    with pytest.raises(UnetblurError, match="mask_miss_weight must be ≥ 0 \\(0 = off\\), got -0.5"):
+        train(tiny_config(tiny_dataset, tmp_path / "run", mask_miss_weight=-0.5))
     assert not (tmp_path / "run").exists()
 
 

@@ -231,7 +231,7 @@ def build_distill_module(cfg: DistillConfig) -> DistillModule:
                          ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight, mask_loss=cfg.mask_loss,
                          hard_negative_weight=cfg.hard_negative_weight, mask_balance_area=cfg.mask_balance_area,
                          mask_peak_weight=cfg.mask_peak_weight, mask_peak_min_area=cfg.mask_peak_min_area,
-                         mined_negative_weight=cfg.mined_negative_weight)
+                         mined_negative_weight=cfg.mined_negative_weight, mask_miss_weight=cfg.mask_miss_weight)
 
 
 def distill(cfg: DistillConfig) -> Path:

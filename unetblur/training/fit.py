@@ -66,6 +66,9 @@ class TrainConfig:
     mask_peak_min_area: float = 0.0      # that term counts only faces of at least this many mask pixels
     mined_negative_weight: float = 0.0   # the mask BCE of pixels in a dataset's train_negative/ maps (false positives
                                          # mined from the training photos: mine_false_blobs.py) weighs 1 + this
+    mask_miss_weight: float = 0.0        # each face's mask pixels weigh 1 + this × the share of them predicted
+                                         # under 0.5 (losses.face_miss_weights): the faces the model misses
+                                         # count most; 0 = off
     mask_weight: float = 0.1             # weight of that BCE in the loss (BCE ≈ 0.5 early vs MSE ≈ 0.02: at 1 the mask
                                          # gradient swamps the RGB one and slows learning the image)
     epochs: int = 50
@@ -133,7 +136,7 @@ def check_run_config(cfg) -> None:
     from .losses import check_mask_loss_settings  # torch: imported only when a run is checked
     check_mask_loss_settings(getattr(cfg, "hard_negative_weight", 0.0), getattr(cfg, "mask_balance_area", None),
                              getattr(cfg, "mask_peak_weight", 0.0), getattr(cfg, "mask_peak_min_area", 0.0),
-                             getattr(cfg, "mined_negative_weight", 0.0))
+                             getattr(cfg, "mined_negative_weight", 0.0), getattr(cfg, "mask_miss_weight", 0.0))
     lr_decay, gamma = getattr(cfg, "lr_decay", "none"), getattr(cfg, "lr_gamma", 1.0)
     if lr_decay == "plateau" and not gamma < 1:
         raise UnetblurError(f"lr_decay plateau needs lr_gamma < 1 (the factor applied on a plateau), got {gamma}")
@@ -181,7 +184,8 @@ def build_teacher_module(cfg):
                       face_weight=cfg.face_weight, ssim_weight=cfg.ssim_weight, mask_weight=cfg.mask_weight,
                       mask_loss=cfg.mask_loss, hard_negative_weight=cfg.hard_negative_weight,
                       mask_balance_area=cfg.mask_balance_area, mask_peak_weight=cfg.mask_peak_weight,
-                      mask_peak_min_area=cfg.mask_peak_min_area, mined_negative_weight=cfg.mined_negative_weight)
+                      mask_peak_min_area=cfg.mask_peak_min_area, mined_negative_weight=cfg.mined_negative_weight,
+                      mask_miss_weight=cfg.mask_miss_weight)
 
 
 def train(cfg: TrainConfig) -> Path:

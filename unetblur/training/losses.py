@@ -22,6 +22,9 @@ MASK_LOSSES = ("bce", "bce_dice", "bce_dice_balanced")
 #: many (a face ~30 px wide in its grown ellipse), at most :data:`BALANCE_CAP` times its own pixels.
 BALANCE_AREA = 700.0
 BALANCE_CAP = 8.0
+#: :func:`face_miss_weights`: a face pixel predicted at least this likely counts as covered (the midpoint of
+#: the probability; the package composites from 0.6, and a pixel at 0.5 is one small step from it).
+MISS_THRESHOLD = 0.5
 
 
 def face_weighted_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -126,6 +129,28 @@ def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float 
         return -torch.log(peaks[:total].clamp(1e-6, 1.0)).mean()
 
 
+def face_miss_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float,
+                      components: list | None = None) -> torch.Tensor:
+    """Per-pixel weights (N×1×H×W, float32) that make the faces the model misses cost more: the pixels of a
+    face (a component of the 0/1 mask) weigh ``1 + strength · (1 − c)``, ``c`` the share of them predicted
+    at least :data:`MISS_THRESHOLD` (detached); background pixels weigh 1.
+
+    Online hard-face mining. The balanced loss weighs a face by its size only, so the many faces the
+    student already covers pull as hard as the few it misses (profiles, dark and partly hidden faces:
+    experiments/full_photo/README.md), and those few are what coverage lacks. ``components``:
+    :func:`face_components` of ``mask`` when the caller has them already.
+    """
+    covered = (mask_prob.detach().float() >= MISS_THRESHOLD).cpu().numpy()
+    weights = np.ones(mask.shape, np.float32)
+    for i, (n, labels, areas) in enumerate(components if components is not None else face_components(mask)):
+        if n:
+            hits = np.bincount(labels.ravel(), weights=covered[i, 0].ravel(), minlength=n + 1)[1:]
+            per_label = np.ones(n + 1, np.float32)
+            per_label[1:] = 1.0 + strength * (1.0 - hits / np.maximum(areas, 1))
+            weights[i, 0] = per_label[labels]
+    return torch.from_numpy(weights).to(mask.device)
+
+
 def hard_negative_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
     """Per-pixel weights (N×1×H×W) that make a background pixel the mask calls face cost more:
     ``1 + strength · p²`` where the target is background (``p`` the predicted probability, detached),
@@ -168,7 +193,7 @@ def soft_dice_loss(mask_prob: torch.Tensor, mask: torch.Tensor, eps: float = 1.0
 
 def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: float | None = None,
                              peak_weight: float = 0.0, peak_min_area: float = 0.0,
-                             mined_negative_weight: float = 0.0) -> None:
+                             mined_negative_weight: float = 0.0, miss_weight: float = 0.0) -> None:
     """Refuse mask-loss settings that cannot work (``balance_area`` None: the default, :data:`BALANCE_AREA`);
     the training configs call it before anything is written, :func:`mask_loss` on every call."""
     if hard_negative_weight < 0:
@@ -181,12 +206,14 @@ def check_mask_loss_settings(hard_negative_weight: float = 0.0, balance_area: fl
         raise UnetblurError(f"mask_peak_min_area must be ≥ 0 (pixels), got {peak_min_area}")
     if mined_negative_weight < 0:
         raise UnetblurError(f"mined_negative_weight must be ≥ 0 (0 = off), got {mined_negative_weight}")
+    if miss_weight < 0:
+        raise UnetblurError(f"mask_miss_weight must be ≥ 0 (0 = off), got {miss_weight}")
 
 
 def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
               hard_negative_weight: float = 0.0, balance_area: float = BALANCE_AREA,
               peak_weight: float = 0.0, peak_min_area: float = 0.0, negative: torch.Tensor | None = None,
-              mined_negative_weight: float = 0.0) -> dict[str, torch.Tensor]:
+              mined_negative_weight: float = 0.0, miss_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The face-mask channel's loss terms by name: ``bce`` alone, ``bce_dice`` (BCE + soft Dice, equal
     weight), or ``bce_dice_balanced`` (both with each face smaller than ``balance_area`` pixels weighted
     as one of that area, see :func:`face_balance_weights`). ``hard_negative_weight`` > 0 also weighs the
@@ -195,6 +222,8 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     (logged already weighted). ``negative`` (N×1×H×W, 1 on mined false positives, see unetblur/data/layout.py)
     weighs those pixels' BCE ``1 + mined_negative_weight``: unlike ``hard_negative_weight`` it charges only
     where a model was seen to fire on the training photo, not every confident background pixel.
+    ``miss_weight`` > 0 weighs each face's pixels in both terms by :func:`face_miss_weights` (the faces the
+    model misses count up to ``1 + miss_weight`` times).
 
     BCE on whole photos is dominated by the ~99 % background pixels, so a small face costs little when
     missed; Dice scores the overlap with the faces whatever their share of the image, but pooled over
@@ -202,11 +231,15 @@ def mask_loss(mask_prob: torch.Tensor, mask: torch.Tensor, kind: str = "bce",
     """
     if kind not in MASK_LOSSES:
         raise UnetblurError(f"unknown mask loss {kind!r}; choose one of {', '.join(MASK_LOSSES)}")
-    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area, mined_negative_weight)
+    check_mask_loss_settings(hard_negative_weight, balance_area, peak_weight, peak_min_area, mined_negative_weight,
+                             miss_weight)
     balanced = kind == "bce_dice_balanced"
-    # Both terms need the faces as components; label them once per batch.
-    components = face_components(mask) if balanced and peak_weight > 0 else None
+    # Three terms need the faces as components; label them once per batch.
+    components = face_components(mask) if balanced or peak_weight > 0 or miss_weight > 0 else None
     weight = face_balance_weights(mask, balance_area, components=components) if balanced else None
+    if miss_weight > 0:
+        missed = face_miss_weights(mask_prob, mask, miss_weight, components)
+        weight = missed if weight is None else weight * missed
     bce_weight = weight
     if hard_negative_weight > 0:
         negatives = hard_negative_weights(mask_prob, mask, hard_negative_weight)

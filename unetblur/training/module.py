@@ -38,7 +38,8 @@ class BlurModule(pl.LightningModule):
     ``mask_balance_area`` is the face area (pixels) below which ``bce_dice_balanced`` weighs a face up
     (None: ``losses.BALANCE_AREA``); ``mask_peak_weight`` weighs ``losses.face_peak_loss`` (0 = off) over faces of
     ≥ ``mask_peak_min_area`` mask pixels; ``mined_negative_weight`` weighs the batch's mined false positives
-    (its ``negative`` maps, ``losses.mask_loss``).
+    (its ``negative`` maps, ``losses.mask_loss``); ``mask_miss_weight`` weighs up the faces the model misses
+    (``losses.face_miss_weights``, 0 = off).
     """
 
     def __init__(self, model: nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -46,7 +47,8 @@ class BlurModule(pl.LightningModule):
                  loss: str = "mse", face_weight: float = 5.0, ssim_weight: float = 0.0, mask_weight: float = 0.1,
                  mask_loss: str = "bce", hard_negative_weight: float = 0.0,
                  mask_balance_area: float | None = None, mask_peak_weight: float = 0.0,
-                 mask_peak_min_area: float = 0.0, mined_negative_weight: float = 0.0):
+                 mask_peak_min_area: float = 0.0, mined_negative_weight: float = 0.0,
+                 mask_miss_weight: float = 0.0):
         super().__init__()
         if mask_loss not in MASK_LOSSES:
             raise UnetblurError(f"unknown mask_loss {mask_loss!r}; choose one of {', '.join(MASK_LOSSES)}")
@@ -82,12 +84,15 @@ class BlurModule(pl.LightningModule):
         rgb, mask_prob = self.split_output(output)
         loss, parts = self.loss_fn(rgb, batch["target"], batch["mask"])
         if mask_prob is not None:
-            terms = mask_loss(mask_prob, batch["mask"], self.hparams.get("mask_loss", "bce"),
-                              self.hparams.get("hard_negative_weight", 0.0),
-                              self.hparams.get("mask_balance_area") or BALANCE_AREA,
-                              self.hparams.get("mask_peak_weight", 0.0),
-                              self.hparams.get("mask_peak_min_area", 0.0), batch.get("negative"),
-                              self.hparams.get("mined_negative_weight", 0.0))
+            # .get: checkpoints saved before an option existed lack its hyperparameter.
+            h = self.hparams
+            terms = mask_loss(mask_prob, batch["mask"], h.get("mask_loss", "bce"),
+                              hard_negative_weight=h.get("hard_negative_weight", 0.0),
+                              balance_area=h.get("mask_balance_area") or BALANCE_AREA,
+                              peak_weight=h.get("mask_peak_weight", 0.0),
+                              peak_min_area=h.get("mask_peak_min_area", 0.0), negative=batch.get("negative"),
+                              mined_negative_weight=h.get("mined_negative_weight", 0.0),
+                              miss_weight=h.get("mask_miss_weight", 0.0))
             parts.update(terms)
             loss = loss + self.hparams.mask_weight * sum(terms.values())
         return loss, parts
