@@ -741,6 +741,48 @@ def test_occlusion_hides_a_band_of_one_face_from_one_side_in_input_and_target_al
     assert occlude_pair(image, target, no_face)[0] is image
 
 
+def test_a_pasted_face_is_a_smaller_copy_of_one_face_where_no_face_was_in_input_target_and_mask_alike(tiny_dataset):
+    import cv2
+    import numpy as np
+
+    from unetblur.data.dataset import BlurDataModule, PairedDataset, PASTE_SCALE, paste_face
+
+    image = torch.rand(3, 96, 120) * 0.4                       # dark background
+    face = torch.zeros(1, 96, 120)
+    face[:, 20:60, 30:70] = 1                                    # one bright 40×40 face
+    image[:, 20:60, 30:70] = 0.9
+    target = image * 0.5
+    torch.manual_seed(2)
+    for _ in range(10):
+        new_image, new_target, new_face = paste_face(image, target, face)
+        assert torch.equal(new_face[:, 20:60, 30:70], face[:, 20:60, 30:70])       # the source face stays
+        count, _, boxes, _ = cv2.connectedComponentsWithStats(new_face[0].numpy().astype(np.uint8), connectivity=8)
+        assert count == 3                                                          # and a second one came
+        x, y, w, h, area = (int(v) for v in boxes[1 + int(boxes[1][0] == 30)])
+        assert PASTE_SCALE[0] * 40 - 1 <= w <= PASTE_SCALE[1] * 40 + 1 and abs(w - h) <= 1
+        assert not bool(face[0, y:y + h, x:x + w].any())                          # where no face was
+        copy = new_image[:, y:y + h, x:x + w][:, new_face[0, y:y + h, x:x + w] > 0]
+        assert float(copy.mean()) > 0.8                                            # it is the bright face
+        moved = (new_image != image).any(0)
+        ys, xs = torch.nonzero(moved, as_tuple=True)
+        assert y <= int(ys.min()) and int(ys.max()) < y + h and x <= int(xs.min()) and int(xs.max()) < x + w
+        assert torch.allclose(new_target, new_image * 0.5, atol=1e-6)             # the target's copy from the target
+    small = torch.zeros_like(face)
+    small[:, 10:16, 10:16] = 1                                   # 6×6: too small to copy
+    cut = torch.zeros_like(face)
+    cut[:, 0:30, 40:80] = 1                                      # cut by the sample's edge: not a whole face
+    for no_source in (small, cut, torch.zeros_like(face)):
+        assert paste_face(image, target, no_source)[0] is image
+    plain, pasted = PairedDataset(tiny_dataset, "train"), PairedDataset(tiny_dataset, "train", paste=1.0)
+    gained = [float(pasted[i]["mask"].sum() - plain[i]["mask"].sum()) for i in range(len(plain))]
+    assert max(gained) > 0 and min(gained) >= 0
+    data = BlurDataModule(tiny_dataset, paste=1.0)
+    data.setup()
+    assert torch.equal(data.val_set[0]["mask"], PairedDataset(tiny_dataset, "val")[0]["mask"])
+    with pytest.raises(UnetblurError, match="paste must be"):
+        train(tiny_config(tiny_dataset, tiny_dataset.parent / "bad_paste", paste=1.5))
+
+
 @pytest.mark.parametrize("augmentation, changed_alike", [("dim", _dimmed_alike), ("soften", _softened_alike),
                                                          ("occlude", _occluded_alike)])
 def test_per_sample_augmentation_changes_training_samples_only_and_leaves_the_masks(tiny_dataset, augmentation,

@@ -63,6 +63,8 @@ def register(sub) -> None:
                                                             "target and masks alike (default 0: off)")
     p.add_argument("--occlude", type=float, metavar="P", help="share of training samples with one face partly hidden "
                                                              "(its mask kept whole; default 0: off)")
+    p.add_argument("--paste", type=float, metavar="P", help="share of training samples given a smaller copy (0.4-0.8x) "
+                                                           "of one of their faces elsewhere (default 0: off)")
     _bool_flag(p, "cache-images", "keep decoded samples in memory after their first read (~1.6 MB per 480×480 "
                                   "sample and loader worker; saves the PNG decoding, a sixth of a CPU step)")
     p.add_argument("--limit", type=int, help="use at most this many images per split (smoke runs)")

@@ -102,6 +102,8 @@ class TrainConfig:
                                          # alike (data.dataset.joint_augmentation): tilted faces; 0 = off
     occlude: float = 0.0                 # share of training samples with one face partly hidden by pixels from
                                          # elsewhere, its mask kept (data.dataset.occlude_pair); 0 = off
+    paste: float = 0.0                   # share of training samples given a 0.4-0.8× copy of one of their faces
+                                         # elsewhere, input, target and mask (data.dataset.paste_face); 0 = off
     cache_images: bool = False           # keep decoded samples in memory after the first epoch (~1.6 MB per
                                          # 480×480 sample, per loader worker): PNG decoding is a sixth of a step
     limit: int | None = None             # use at most this many images per split
@@ -125,7 +127,7 @@ def check_run_config(cfg) -> None:
         (1.0 <= cfg.zoom <= 8.0, f"zoom must be between 1 (off) and 8, got {cfg.zoom}"),
         *((0.0 <= getattr(cfg, share) <= 1.0,
            f"{share} must be a share of samples in [0, 1] (0 = off), got {getattr(cfg, share)}")
-          for share in ("dim", "soften", "rotate", "occlude")),
+          for share in ("dim", "soften", "rotate", "occlude", "paste")),
         (cfg.limit is None or cfg.limit >= 1, f"limit must be ≥ 1, got {cfg.limit}"),
         (cfg.max_minutes is None or cfg.max_minutes > 0, f"max_minutes must be > 0, got {cfg.max_minutes}"),
         (getattr(cfg, "mask_weight", 0.0) >= 0, f"mask_weight must be ≥ 0, got {getattr(cfg, 'mask_weight', None)}"),
@@ -353,7 +355,7 @@ def fit(cfg, make_module: Callable[[object], "pl.LightningModule"], *,  # noqa: 
     datamodule = BlurDataModule(cfg.data, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
                                 augment=cfg.augment, crop_size=cfg.crop_size, limit=cfg.limit, seed=cfg.seed,
                                 zoom=cfg.zoom, cache=cfg.cache_images, dim=cfg.dim,
-                                soften=cfg.soften, rotate=cfg.rotate, occlude=cfg.occlude)
+                                soften=cfg.soften, rotate=cfg.rotate, occlude=cfg.occlude, paste=cfg.paste)
 
     rank_zero = int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
     out.mkdir(parents=True, exist_ok=True)
