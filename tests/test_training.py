@@ -286,18 +286,24 @@ def test_a_larger_balance_area_weighs_a_missed_mid_size_face_up_and_a_bad_one_is
         mask_loss(pred, mask, "bce_dice_balanced", 0.0, 0.0)
 
 
+def _balanced_mask_bce(tiny_dataset, tmp_path, output, batch, option: str, values) -> list[float]:
+    """The training module's mask BCE (bce_dice_balanced) of ``output`` on ``batch`` for each value of a config option."""
+    losses = []
+    for value in values:
+        cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
+                          **{option: value})
+        _, parts = build_teacher_module(cfg).compute_loss(output, batch)
+        losses.append(float(parts["loss_mask_bce"]))
+    return losses
+
+
 def test_the_balance_area_reaches_the_training_loss_and_a_bad_one_is_refused_before_the_run(tiny_dataset, tmp_path):
     from unetblur.training.fit import build_teacher_module
 
     batch = {"image": torch.rand(1, 3, 64, 64), "target": torch.rand(1, 3, 64, 64), "mask": torch.zeros(1, 1, 64, 64)}
     batch["mask"][..., 2:22, 2:22] = 1
     output = torch.cat([batch["target"], torch.full((1, 1, 64, 64), 0.01)], 1)  # every face missed
-    losses = []
-    for area in (None, 2500.0):
-        cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
-                          mask_balance_area=area)
-        _, parts = build_teacher_module(cfg).compute_loss(output, batch)
-        losses.append(float(parts["loss_mask_bce"]))
+    losses = _balanced_mask_bce(tiny_dataset, tmp_path, output, batch, "mask_balance_area", (None, 2500.0))
     assert losses[1] > 1.2 * losses[0]
     with pytest.raises(UnetblurError, match="mask_balance_area must be > 0 \\(pixels\\), got -1"):
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_balance_area=-1.0))
@@ -401,12 +407,7 @@ def test_the_miss_weight_charges_a_missed_face_more_and_reaches_the_training_los
         mask_loss(pred, mask, "bce", miss_weight=-1.0)
     batch = {"image": torch.rand(1, 3, 32, 32), "target": torch.rand(1, 3, 32, 32), "mask": mask}
     output = torch.cat([batch["target"], pred], 1)
-    losses = []
-    for weight in (0.0, 3.0):
-        cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
-                          mask_miss_weight=weight)
-        _, parts = build_teacher_module(cfg).compute_loss(output, batch)
-        losses.append(float(parts["loss_mask_bce"]))
+    losses = _balanced_mask_bce(tiny_dataset, tmp_path, output, batch, "mask_miss_weight", (0.0, 3.0))
     assert losses[1] > 1.5 * losses[0]
     with pytest.raises(UnetblurError, match="mask_miss_weight must be ≥ 0 \\(0 = off\\), got -0.5"):
         train(tiny_config(tiny_dataset, tmp_path / "run", mask_miss_weight=-0.5))
