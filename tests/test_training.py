@@ -24,8 +24,8 @@ from unetblur.models import load_model
 from unetblur.evaluate.curves import detect_overfitting, epoch_history, plot_curves
 from unetblur.training.fit import TrainConfig, build_teacher_module, fit, identity_baseline, train
 from unetblur.training.losses import (BALANCE_AREA, BALANCE_CAP, ReconstructionLoss, face_balance_weights,
-                                      face_miss_weights, face_peak_loss, face_weighted_mse, hard_negative_weights, mask_loss, MASK_LOSSES,
-                                      soft_dice_loss)
+                                      face_miss_weights, face_peak_loss, face_weighted_mse, hard_negative_weights,
+                                      mask_loss, MASK_LOSSES, soft_dice_loss)
 from unetblur.training.module import METRIC_NAMES
 
 from conftest import write_tiny_dataset
@@ -287,7 +287,7 @@ def test_a_larger_balance_area_weighs_a_missed_mid_size_face_up_and_a_bad_one_is
 
 
 def _balanced_mask_bce(tiny_dataset, tmp_path, output, batch, option: str, values) -> list[float]:
-    """The training module's mask BCE (bce_dice_balanced) of ``output`` on ``batch`` for each value of a config option."""
+    """The training module's mask BCE (bce_dice_balanced) of ``output`` on ``batch``, one per value of ``option``."""
     losses = []
     for value in values:
         cfg = tiny_config(tiny_dataset, tmp_path / "run", mask_channel=True, mask_loss="bce_dice_balanced",
@@ -396,7 +396,8 @@ def test_the_miss_weight_charges_a_missed_face_more_and_reaches_the_training_los
     mask[..., 20:24, 20:24] = 1
     pred = mask * 0.98 + 0.01
     pred[..., 20:24, 20:24] = 0.05
-    plain, mined = mask_loss(pred, mask, "bce_dice_balanced"), mask_loss(pred, mask, "bce_dice_balanced", miss_weight=3.0)
+    plain = mask_loss(pred, mask, "bce_dice_balanced")
+    mined = mask_loss(pred, mask, "bce_dice_balanced", miss_weight=3.0)
     assert mined["loss_mask_bce"] > 1.5 * plain["loss_mask_bce"]
     assert mined["loss_mask_dice"] > 1.5 * plain["loss_mask_dice"]
     found = mask.clone()

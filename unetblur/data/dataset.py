@@ -6,7 +6,8 @@ blur of the rotated input), and random crops when ``crop_size`` is set. Colour j
 target must stay the blur of exactly this input; ``dim`` changes only gain and offset, which the
 blur commutes with (see :func:`dim_pair`), and ``soften`` applies one small Gaussian blur to both, which
 commutes with the (Gaussian) face blur away from a face region's edge (see :func:`soften_pair`); ``occlude`` hides
-part of one face in both and keeps its mask (see :func:`occlude_pair`).
+part of one face in both and keeps its mask (see :func:`occlude_pair`); ``paste`` copies one face, smaller, to
+another place in all three (see :func:`paste_face`).
 """
 
 from __future__ import annotations
@@ -193,13 +194,14 @@ PASTE_TRIES = 10
 
 def paste_face(image: torch.Tensor, target: torch.Tensor, face: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A smaller copy of one face of ``face`` (1×H×W, 0/1 or bool) pasted elsewhere in the same sample, input from the
-    input and target from the target, blended in through the face's own mask (so no rectangular seam tells
-    where it was pasted), and added to the mask; ``(image, target, face)``, the face mask as 0/1 float. The copy is
-    :data:`PASTE_SCALE` as wide as its source and lands where it touches no face; a sample without a whole face
-    (one the sample's edge does not cut) of at least 8×8 pixels, or without room for the copy, is returned as
-    it is. Copy-paste augmentation: the
-    training photos hold few faces at the size the student misses most, and many larger ones."""
+    """A smaller copy of one face of ``face`` (1×H×W, 0/1 or bool) pasted elsewhere in the same sample, input
+    from the input and target from the target, blended in through the face's own mask (so no rectangular seam
+    tells where it was pasted), and added to the mask; ``(image, target, face)``, the mask as 0/1 float.
+
+    The copy is :data:`PASTE_SCALE` as wide as its source and lands where it touches no face; a sample without
+    a whole face (one the sample's edge does not cut) of at least 8×8 pixels, or without room for the copy, is
+    returned as it is. Copy-paste augmentation: the training photos hold few faces at the size the student
+    misses most, and many larger ones."""
     face = face.as_subclass(torch.Tensor).float()
     count, labels, boxes, _ = cv2.connectedComponentsWithStats(face[0].numpy().astype(np.uint8), connectivity=8)
     height, width = image.shape[1:]

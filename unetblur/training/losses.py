@@ -81,6 +81,19 @@ def face_components(mask: torch.Tensor) -> list[tuple[int, np.ndarray, np.ndarra
     return out
 
 
+def _per_face_weights(mask: torch.Tensor, components: list | None, weigh) -> torch.Tensor:
+    """Per-pixel weights (N×1×H×W, float32): 1 on background, and on the pixels of each face the value
+    ``weigh(image index, labels, pixel areas of labels 1…n)`` gives it (an array of n). ``components``:
+    :func:`face_components` of ``mask``, or None to label them here."""
+    weights = np.ones(mask.shape, np.float32)
+    for i, (n, labels, areas) in enumerate(components if components is not None else face_components(mask)):
+        if n:
+            per_label = np.ones(n + 1, np.float32)
+            per_label[1:] = weigh(i, labels, areas)
+            weights[i, 0] = per_label[labels]
+    return torch.from_numpy(weights).to(mask.device)
+
+
 def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: float = BALANCE_CAP,
                          components: list | None = None) -> torch.Tensor:
     """Per-pixel weights (N×1×H×W, float32) that give each small face the weight of a face of ``area`` pixels.
@@ -90,13 +103,7 @@ def face_balance_weights(mask: torch.Tensor, area: float = BALANCE_AREA, cap: fl
     by the few large faces of a batch, and a missed 15-px face costs almost nothing. ``components``:
     :func:`face_components` of ``mask`` when the caller has them already.
     """
-    weights = np.ones(mask.shape, np.float32)
-    for i, (n, labels, areas) in enumerate(components if components is not None else face_components(mask)):
-        if n:
-            per_label = np.ones(n + 1, np.float32)
-            per_label[1:] = np.clip(area / np.maximum(areas, 1), 1.0, cap)
-            weights[i, 0] = per_label[labels]
-    return torch.from_numpy(weights).to(mask.device)
+    return _per_face_weights(mask, components, lambda i, labels, areas: np.clip(area / np.maximum(areas, 1), 1.0, cap))
 
 
 def face_peak_loss(mask_prob: torch.Tensor, mask: torch.Tensor, min_area: float = 0.0,
@@ -141,14 +148,12 @@ def face_miss_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: flo
     :func:`face_components` of ``mask`` when the caller has them already.
     """
     covered = (mask_prob.detach().float() >= MISS_THRESHOLD).cpu().numpy()
-    weights = np.ones(mask.shape, np.float32)
-    for i, (n, labels, areas) in enumerate(components if components is not None else face_components(mask)):
-        if n:
-            hits = np.bincount(labels.ravel(), weights=covered[i, 0].ravel(), minlength=n + 1)[1:]
-            per_label = np.ones(n + 1, np.float32)
-            per_label[1:] = 1.0 + strength * (1.0 - hits / np.maximum(areas, 1))
-            weights[i, 0] = per_label[labels]
-    return torch.from_numpy(weights).to(mask.device)
+
+    def missed_share(i: int, labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
+        hits = np.bincount(labels.ravel(), weights=covered[i, 0].ravel(), minlength=len(areas) + 1)[1:]
+        return 1.0 + strength * (1.0 - hits / np.maximum(areas, 1))
+
+    return _per_face_weights(mask, components, missed_share)
 
 
 def hard_negative_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
