@@ -149,11 +149,11 @@ def face_miss_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: flo
     """
     covered = (mask_prob.detach().float() >= MISS_THRESHOLD).cpu().numpy()
 
-    def missed_share(i: int, labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    def weight_by_miss(i: int, labels: np.ndarray, areas: np.ndarray) -> np.ndarray:
         hits = np.bincount(labels.ravel(), weights=covered[i, 0].ravel(), minlength=len(areas) + 1)[1:]
         return 1.0 + strength * (1.0 - hits / np.maximum(areas, 1))
 
-    return _per_face_weights(mask, components, missed_share)
+    return _per_face_weights(mask, components, weight_by_miss)
 
 
 def hard_negative_weights(mask_prob: torch.Tensor, mask: torch.Tensor, strength: float) -> torch.Tensor:
