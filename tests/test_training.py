@@ -760,7 +760,7 @@ def test_a_pasted_face_is_a_smaller_copy_of_one_face_where_no_face_was_in_input_
         assert torch.equal(new_face[:, 20:60, 30:70], face[:, 20:60, 30:70])       # the source face stays
         count, _, boxes, _ = cv2.connectedComponentsWithStats(new_face[0].numpy().astype(np.uint8), connectivity=8)
         assert count == 3                                                          # and a second one came
-        x, y, w, h, area = (int(v) for v in boxes[1 + int(boxes[1][0] == 30)])
+        x, y, w, h = (int(v) for v in boxes[1 + int(boxes[1][0] == 30)][:4])
         assert PASTE_SCALE[0] * 40 - 1 <= w <= PASTE_SCALE[1] * 40 + 1 and abs(w - h) <= 1
         assert not bool(face[0, y:y + h, x:x + w].any())                          # where no face was
         copy = new_image[:, y:y + h, x:x + w][:, new_face[0, y:y + h, x:x + w] > 0]
