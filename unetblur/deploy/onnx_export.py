@@ -85,11 +85,11 @@ def _training_size(meta: dict) -> str:
 def model_metadata(model, meta: dict, precision: str, operating_point: str = "") -> dict[str, str]:
     """The ``metadata_props`` every exported file carries (strings only); ``operating_point`` in the
     ``--operating-point`` form adds the composite settings ``unetblur blur`` then runs the file at."""
-    from ..models import model_stride, output_stride
+    from ..models import has_mask_channel, model_stride, output_stride
     from ..models.checkpoint import model_kind_and_spec
 
     kind, spec = model_kind_and_spec(model)
-    mask = bool(spec.get("mask_channel", False))
+    mask = has_mask_channel(model)
     return {rt.META_LAYOUT: "NCHW", rt.META_COLOR: "RGB", rt.META_RANGE: "[0, 1]",
             rt.META_STRIDE: str(model_stride(model)), rt.META_OUTPUT_STRIDE: str(output_stride(model)),
             rt.META_TRAIN_SIZE: _training_size(meta),

@@ -11,24 +11,34 @@ from ..errors import UnetblurError
 from .checkpoint import load_model, read_checkpoint, save_model
 from .unet import PRESETS, UNet, UNetSpec, count_parameters, pad_to_stride
 
+#: Name (in ``build_model``) and checkpoint kind of :class:`.centerface_unet.CenterFaceUNet`.
+CENTERFACE_UNET = "centerface_unet"
+
 __all__ = ["build_model", "build_from_kind", "UNet", "UNetSpec", "PRESETS", "count_parameters", "pad_to_stride",
            "save_model", "load_model", "read_checkpoint", "model_stride",
-           "output_stride"]
+           "output_stride", "has_mask_channel", "CENTERFACE_UNET"]
 
 
 def build_model(name_or_spec: str | UNetSpec | dict, *, mask_channel: bool | None = None) -> nn.Module:
     """Build a fresh model.
 
     ``name_or_spec``: a preset name (``teacher``, ``student_v1``, ``student_v2``, ``tiny``), ``smp:<encoder>``
-    (a segmentation-models-pytorch U-Net, e.g. ``smp:resnet18``, random init), a :class:`UNetSpec` or its dict.
+    (a segmentation-models-pytorch U-Net, e.g. ``smp:resnet18``, random init), ``centerface_unet`` (a mask
+    U-Net on CenterFace's trained encoder, :mod:`.centerface_unet`), a :class:`UNetSpec` or its dict.
     ``mask_channel`` overrides the spec's extra mask output when given.
     """
+    if name_or_spec == CENTERFACE_UNET:
+        if mask_channel is False:
+            raise UnetblurError(f"{CENTERFACE_UNET} always has a mask channel; drop mask_channel: false")
+        from .centerface_unet import CenterFaceUNet
+        return CenterFaceUNet().centerface_weights()
     if isinstance(name_or_spec, str) and name_or_spec.startswith("smp:"):
         from .smp import SmpUNet
         return SmpUNet(encoder_name=name_or_spec[4:], mask_channel=bool(mask_channel))
     if isinstance(name_or_spec, str):
         if name_or_spec not in PRESETS:
-            raise UnetblurError(f"unknown model {name_or_spec!r}; choose a preset ({', '.join(PRESETS)}) or smp:<encoder>")
+            raise UnetblurError(f"unknown model {name_or_spec!r}; choose a preset ({', '.join(PRESETS)}), "
+                                f"{CENTERFACE_UNET} or smp:<encoder>")
         spec = PRESETS[name_or_spec]
     elif isinstance(name_or_spec, dict):
         spec = UNetSpec.from_dict(name_or_spec)
@@ -46,14 +56,24 @@ def build_from_kind(kind: str, spec: dict) -> nn.Module:
     if kind == "smp":
         from .smp import SmpUNet
         return SmpUNet(**spec)
+    if kind == CENTERFACE_UNET:
+        from .centerface_unet import CenterFaceUNet
+        return CenterFaceUNet(**spec)
     raise UnetblurError(f"unknown model kind {kind!r} in model file")
 
 
 def output_stride(model: nn.Module) -> int:
     """How much smaller than its input the exported graph's output is: a U-Net with a strided stem
-    is exported without its final upsampling (the runtime upsamples what it uses); 1 otherwise."""
-    spec = getattr(model, "spec", None)
-    return spec.stem_stride if hasattr(model, "upsample_output") and getattr(spec, "stem_stride", 1) > 1 else 1
+    or a CenterFace U-Net (``coarse_stride``) is exported without its final upsampling (the runtime
+    upsamples what it uses); 1 otherwise."""
+    if not hasattr(model, "upsample_output"):
+        return 1
+    return int(getattr(model, "coarse_stride", None) or getattr(getattr(model, "spec", None), "stem_stride", 1))
+
+
+def has_mask_channel(model: nn.Module) -> bool:
+    """Whether ``model`` outputs a face-mask channel after its RGB."""
+    return bool(getattr(getattr(model, "spec", None), "mask_channel", getattr(model, "mask_channel", False)))
 
 
 def model_stride(model: nn.Module) -> int:

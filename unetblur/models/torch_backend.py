@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import count_parameters, load_model, model_stride, pad_to_stride
+from . import count_parameters, has_mask_channel, load_model, model_stride, pad_to_stride
 
 
 class TorchModel:
@@ -33,8 +33,7 @@ class TorchModel:
         self.module = self.module.to(self.device).eval()
         self.stride = model_stride(self.module)
         self.name = name or (self.path.stem if self.path else type(self.module).__name__)
-        spec = getattr(self.module, "spec", None)
-        self.mask_channel = bool(getattr(spec, "mask_channel", False))
+        self.mask_channel = has_mask_channel(self.module)
 
     @property
     def parameters(self) -> int:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnetblurError
+from ..models import has_mask_channel
 from .fit import TrainConfig, check_run_config, fit, load_trainable, resolve_model
 from .module import BlurModule
 
@@ -91,8 +92,7 @@ class DistillModule(BlurModule):
         self._teacher = (teacher,)  # a tuple hides it from nn.Module registration
         self.alpha = float(alpha)
         self.feature_weight = float(feature_weight)
-        self.teacher_has_mask = bool(getattr(getattr(teacher, "spec", None), "mask_channel", False)
-                                     or getattr(teacher, "mask_channel", False))
+        self.teacher_has_mask = has_mask_channel(teacher)
         self.adapters = nn.ModuleDict()
         self._features: dict[str, dict[str, torch.Tensor]] = {"student": {}, "teacher": {}}
         if self.feature_weight > 0:

@@ -147,10 +147,10 @@ def check_run_config(cfg) -> None:
 def load_trainable(path: str, mask_channel: bool) -> tuple["nn.Module", dict]:  # noqa: F821
     """A unetblur model file's model in train mode and its meta, refused when ``mask_channel`` asks
     for a mask head the file's architecture does not have."""
-    from ..models import load_model
+    from ..models import has_mask_channel, load_model
 
     model, meta = load_model(path)
-    if mask_channel and not getattr(getattr(model, "spec", None), "mask_channel", False):
+    if mask_channel and not has_mask_channel(model):
         raise UnetblurError(f"{path}: the model has no mask channel but mask_channel is set; "
                             "drop --mask-channel or start from a model that has one")
     return model.train(), meta

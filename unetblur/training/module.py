@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import UnetblurError
 from ..evaluate import metrics
+from ..models import has_mask_channel
 from .losses import BALANCE_AREA, MASK_LOSSES, ReconstructionLoss, mask_loss
 
 #: Whole-image metrics logged for train/ and val/ every epoch, weighted by images.
@@ -62,8 +63,7 @@ class BlurModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         self.model = model
         self.loss_fn = ReconstructionLoss(loss, face_weight, ssim_weight)
-        self.has_mask_channel = bool(getattr(getattr(model, "spec", None), "mask_channel", False)
-                                     or getattr(model, "mask_channel", False))
+        self.has_mask_channel = has_mask_channel(model)
 
     # ------------------------------------------------------------------ forward / loss
 
