@@ -109,3 +109,12 @@ def test_a_saved_one_is_accepted_as_a_student_with_a_mask_head(model, tmp_path):
     student, _ = load_trainable(str(tmp_path / "cf.pt"), mask_channel=True)
     assert student.training and isinstance(student, CenterFaceUNet)
     assert isinstance(resolve_model(CENTERFACE_UNET, mask_channel=True), CenterFaceUNet)
+
+
+def test_the_thesis_tables_name_its_architecture(model, tmp_path):
+    from unetblur.evaluate.tables import ModelEntry, model_rows
+
+    save_model(model, tmp_path / "model.pt")
+    (tmp_path / "metrics.csv").write_text("epoch,val/loss\n0,1.0\n")
+    _, cost_rows, _ = model_rows([ModelEntry("cf", tmp_path, None, "model")], size=64)
+    assert cost_rows[0][1] == model.describe() and "CenterFace encoder" in cost_rows[0][1]

@@ -70,7 +70,7 @@ def model_rows(entries: list[ModelEntry], size: int = 128) -> tuple[list[str], l
         cost = model_cost(model, size)
         fp32 = e.export / f"{e.export_name}.onnx" if e.export else Path("-")
         int8 = e.export / f"{e.export_name}.int8.onnx" if e.export else Path("-")
-        cost_rows.append([e.name, getattr(getattr(model, "spec", None), "describe", lambda: "smp")(),
+        cost_rows.append([e.name, getattr(model, "spec", model).describe(),
                           f"{cost['parameters']:,}", f"{cost['macs'] / 1e6:.1f}", _size_kb(e.run / "model.pt"),
                           _size_kb(fp32), _size_kb(int8)])
         best = _best_epoch(e.run)
