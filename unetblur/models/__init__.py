@@ -9,10 +9,11 @@ from torch import nn
 
 from ..errors import UnetblurError
 from .checkpoint import load_model, read_checkpoint, save_model
+from .centerface_unet import CenterFaceUNet
 from .unet import PRESETS, UNet, UNetSpec, count_parameters, pad_to_stride
 
 #: Name (in ``build_model``) and checkpoint kind of :class:`.centerface_unet.CenterFaceUNet`.
-CENTERFACE_UNET = "centerface_unet"
+CENTERFACE_UNET = CenterFaceUNet.kind
 
 __all__ = ["build_model", "build_from_kind", "UNet", "UNetSpec", "PRESETS", "count_parameters", "pad_to_stride",
            "save_model", "load_model", "read_checkpoint", "model_stride",
@@ -30,7 +31,6 @@ def build_model(name_or_spec: str | UNetSpec | dict, *, mask_channel: bool | Non
     if name_or_spec == CENTERFACE_UNET:
         if mask_channel is False:
             raise UnetblurError(f"{CENTERFACE_UNET} always has a mask channel; drop mask_channel: false")
-        from .centerface_unet import CenterFaceUNet
         return CenterFaceUNet().centerface_weights()
     if isinstance(name_or_spec, str) and name_or_spec.startswith("smp:"):
         from .smp import SmpUNet
@@ -57,7 +57,6 @@ def build_from_kind(kind: str, spec: dict) -> nn.Module:
         from .smp import SmpUNet
         return SmpUNet(**spec)
     if kind == CENTERFACE_UNET:
-        from .centerface_unet import CenterFaceUNet
         return CenterFaceUNet(**spec)
     raise UnetblurError(f"unknown model kind {kind!r} in model file")
 

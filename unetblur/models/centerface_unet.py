@@ -22,7 +22,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..errors import UnetblurError
-from .unet import check_stride
+from .unet import _conv_bn_relu, check_stride
 
 #: MobileNetV2's (expansion, channels, blocks, stride) up to the 64-channel stage (stride 16).
 ENCODER_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2))
@@ -48,8 +48,8 @@ class InvertedResidual(nn.Module):
 
 
 def _separable(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    """The U-Net's depthwise-separable conv + BN + ReLU (same layers, same state-dict keys)."""
+    return nn.Sequential(*_conv_bn_relu(cin, cout, "dsconv", stride))
 
 
 class CenterFaceUNet(nn.Module):
