@@ -129,4 +129,3 @@ class CenterFaceUNet(nn.Module):
             conv.bias.data.copy_(torch.from_numpy(b.copy()))
         self.stem[0].weight.data.mul_(255.0)   # CenterFace reads [0, 255]; this model [0, 1]
         return self
-
